@@ -1,0 +1,1 @@
+"""Built-in component libraries of fbp, installed as `fbp_components` (one subpackage per library)."""

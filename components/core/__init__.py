@@ -1,0 +1,1 @@
+"""core: NoFlo-style general-purpose components (sequences, routing, counting, output)."""

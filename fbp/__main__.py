@@ -1,0 +1,3 @@
+from fbp.cli import main
+
+raise SystemExit(main())

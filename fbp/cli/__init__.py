@@ -1,0 +1,72 @@
+"""The `fbp` command line.
+
+Each subcommand lives in its own module in this package and defines `COMMAND` (its name),
+`HELP` (one line), `DESCRIPTION` (the full help text), `add_arguments(parser)` and
+`run(args) -> int`. Modules are discovered, so adding a subcommand touches no other file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from fbp import __version__
+from fbp.errors import FBPError
+
+# Order in `fbp --help`; commands not listed here follow alphabetically.
+_ORDER = ["run", "check", "parse", "show", "components", "doctor"]
+
+
+def _subcommand_modules():
+    names = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
+    modules = [importlib.import_module(f"{__name__}.{name}") for name in names]
+    modules = [m for m in modules if hasattr(m, "COMMAND")]
+
+    def order(module):
+        name = module.COMMAND
+        return (_ORDER.index(name) if name in _ORDER else len(_ORDER), name)
+
+    return sorted(modules, key=order)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every discovered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="fbp",
+        description=(
+            "Flow-based programming runtime for light-source data pipelines. Wire components "
+            "together in a .fbp graph file and run it: every component runs in its own "
+            "process, linked by shared-memory rings."
+        ),
+        epilog="Run `fbp COMMAND --help` for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"fbp {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _subcommand_modules():
+        p = sub.add_parser(
+            module.COMMAND,
+            help=module.HELP,
+            description=getattr(module, "DESCRIPTION", module.HELP),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `fbp` console script; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except FBPError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
