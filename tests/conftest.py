@@ -7,6 +7,8 @@ and it must leave no shared-memory segment and no child process behind.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import pathlib
 import time
 
@@ -84,3 +86,23 @@ def no_leaks(request):
             pass
     assert not leaked_segments, f"test leaked shared-memory segments: {sorted(leaked_segments)}"
     assert not leaked_children, f"test leaked child processes: {sorted(leaked_children)}"
+
+
+FBP_EXE = str(pathlib.Path(sys.executable).parent / "fbp")
+
+
+@pytest.fixture
+def run_fbp():
+    """Run the installed `fbp` console script; returns the CompletedProcess (text mode)."""
+
+    def run(*args, timeout=60, check=False, **kwargs):
+        return subprocess.run(
+            [FBP_EXE, *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=check,
+            **kwargs,
+        )
+
+    return run

@@ -3,8 +3,6 @@
 import importlib
 import pathlib
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -29,17 +27,15 @@ def test_compiled_core_is_an_extension_module():
     assert pathlib.Path(_ring.__file__).suffix in (".so", ".pyd")
 
 
-def test_every_subcommand_has_complete_help():
+def test_every_subcommand_has_complete_help(run_fbp):
     from fbp.cli import _subcommand_modules
 
-    out = subprocess.run(["fbp", "--help"], capture_output=True, text=True, check=True).stdout
+    out = run_fbp("--help", check=True).stdout
     assert "usage: fbp" in out
     for module in _subcommand_modules():
         assert module.COMMAND in out
         assert module.__doc__, f"fbp {module.COMMAND}: module needs a docstring"
-        sub = subprocess.run(
-            ["fbp", module.COMMAND, "--help"], capture_output=True, text=True, check=True
-        ).stdout
+        sub = run_fbp(module.COMMAND, "--help", check=True).stdout
         assert f"usage: fbp {module.COMMAND}" in sub
         assert len(sub.splitlines()) >= 3, f"fbp {module.COMMAND} --help is too thin:\n{sub}"
 
