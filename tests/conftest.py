@@ -18,7 +18,10 @@ import fbp
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SHM = pathlib.Path("/dev/shm")
-SEGMENT_PREFIX = "fbp"
+# Segment names are `fbp<tag>-<owner pid>-...`. A tag per test session keeps this suite's
+# leak check blind to segments of other fbp runs on the same machine; children inherit it.
+os.environ["FBP_SHM_TAG"] = f"t{os.getpid()}"
+SEGMENT_PREFIX = f"fbp{os.environ['FBP_SHM_TAG']}-"
 
 
 def pytest_sessionstart(session):
@@ -31,7 +34,7 @@ def pytest_sessionstart(session):
 
 
 def fbp_segments() -> set[str]:
-    """Names of shared-memory segments in /dev/shm that belong to fbp."""
+    """Names of shared-memory segments in /dev/shm created by this test session."""
     if not SHM.is_dir():
         return set()
     return {p.name for p in SHM.iterdir() if p.name.startswith(SEGMENT_PREFIX)}
