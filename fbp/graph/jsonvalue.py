@@ -169,6 +169,8 @@ class JsonReader:
                 return FAILED
             if ord(char) < 0x20:
                 self.expect(pos, "'\"' (control characters must be escaped in JSON strings)")
+                if char in "\n\r":
+                    self.unterminated(start, "JSON string")
                 return FAILED
             chars.append(char)
             pos += 1
