@@ -51,7 +51,18 @@ def graph_to_fbp(graph: Graph) -> str:
     for connection in graph.connections:
         target = f"{_port(graph, connection.tgt)} {connection.tgt.process}"
         if connection.src is None:
-            lines.append(f"{_iip(graph, connection.data, connection.location)} -> {target}")
+            if connection.data is None or isinstance(connection.data, bool):
+                # The grammar reads `true -> IN A` as a process named "true", so a bare
+                # true/false/null IIP has no .fbp spelling (the reference has none either).
+                raise graph.error(
+                    f"IIP {json.dumps(connection.data)} -> {target} cannot be written in .fbp: "
+                    f"the language reads `{json.dumps(connection.data)} ->` as a process name",
+                    connection.location,
+                    hint="send 'true'/'false' as text (the port type converts it), wrap it "
+                    "as [true], or keep this graph as JSON",
+                )
+            value = _iip(graph, connection.data, connection.location)
+            lines.append(f"{value} -> {target}")
         else:
             src = connection.src
             lines.append(f"{src.process} {_port(graph, src)} -> {target}")
