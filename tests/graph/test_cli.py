@@ -115,3 +115,14 @@ def test_show_svg(run_fbp, tmp_path):
     else:
         assert result.returncode == 0, result.stderr
         assert "<svg" in out.read_text()
+
+
+def test_show_svg_without_graphviz_says_how_to_get_it(run_fbp, tmp_path):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    out = tmp_path / "sx.svg"
+    result = run_fbp("show", SX, "--format", "svg", "-o", out, env={"PATH": str(empty)})
+    assert result.returncode == 1
+    assert "needs the Graphviz `dot` program" in result.stderr
+    assert "apt-get install graphviz" in result.stderr
+    assert not out.exists()
