@@ -56,7 +56,11 @@ def run(args) -> int:
                 "`conda install graphviz`) or use --format dot and render elsewhere"
             )
         result = subprocess.run(
-            [program, "-Tsvg"], input=dot_text.encode(), capture_output=True, timeout=60
+            [program, "-Tsvg"],
+            input=dot_text.encode(),
+            capture_output=True,
+            timeout=60,
+            check=False,
         )
         if result.returncode != 0:
             raise FBPError(f"Graphviz dot failed: {result.stderr.decode(errors='replace')}")

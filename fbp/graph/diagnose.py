@@ -42,7 +42,7 @@ _JSON = [
     "'\"'",
     "'\"' (control characters must be escaped in JSON strings)",
     'a JSON escape (\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)',
-    "a closing quote \"'\"",
+    'a closing quote "\'"',
 ]
 
 

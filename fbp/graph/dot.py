@@ -44,8 +44,7 @@ def to_dot(graph: Graph) -> str:
                 f"label={_quote(_iip_label(connection.data))}];"
             )
             lines.append(
-                f"  {note} -> {_quote(tgt.process)} [headlabel={_quote(_port(tgt))}, "
-                "style=dashed];"
+                f"  {note} -> {_quote(tgt.process)} [headlabel={_quote(_port(tgt))}, style=dashed];"
             )
             continue
         src = connection.src

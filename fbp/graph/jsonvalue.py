@@ -93,7 +93,7 @@ class JsonReader:
             return result, pos + 1
         while True:
             if not self.text.startswith('"', pos):
-                self.expect(pos, "a quoted key" if not result else "a quoted key")
+                self.expect(pos, "a quoted key")
                 if pos >= len(self.text):
                     self.unterminated(start, "JSON object")
                 return FAILED

@@ -11,7 +11,6 @@ import json
 import math
 from typing import Any
 
-from fbp.errors import GraphError
 from fbp.graph import lexer
 from fbp.graph.model import Graph, Location, PortRef
 
@@ -80,8 +79,7 @@ def _annotation(graph: Graph, key: str, value: Any) -> str:
         or any(c in lexer.NEWLINES for c in value)
     ):
         raise graph.error(
-            f"graph property {key!r}={value!r} cannot be written as a `# @{key} value` "
-            "annotation",
+            f"graph property {key!r}={value!r} cannot be written as a `# @{key} value` annotation",
             None,
             hint="annotations hold one line of text; keep such graphs as JSON",
         )
@@ -108,8 +106,7 @@ def _metadata(graph: Graph, process) -> str:
             or not key
         ):
             raise graph.error(
-                f"metadata {key!r}={value!r} of process '{process.name}' cannot be written in "
-                ".fbp",
+                f"metadata {key!r}={value!r} of process '{process.name}' cannot be written in .fbp",
                 process.location,
                 hint="metadata keys and values use letters, digits and / _ - . only",
             )

@@ -26,14 +26,23 @@ def test_parse_json_keeps_reference_key_order_and_textual_connection_order(run_f
     result = run_fbp("parse", GRAPHS / "count.fbp", "--json", check=True)
     data = json.loads(result.stdout)
     assert list(data) == [
-        "inports", "outports", "groups", "processes", "connections", "properties",
+        "inports",
+        "outports",
+        "groups",
+        "processes",
+        "connections",
+        "properties",
         "caseSensitive",
     ]
     assert [c.get("src", {}).get("process") for c in data["connections"]] == [
-        None, "Seq", "Rep", "Cnt",
+        None,
+        "Seq",
+        "Rep",
+        "Cnt",
     ]
     assert data["processes"]["Rep"] == {
-        "component": "core/Repeat", "metadata": {"workers": "2"},
+        "component": "core/Repeat",
+        "metadata": {"workers": "2"},
     }
 
 

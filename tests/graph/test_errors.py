@@ -75,7 +75,9 @@ def test_format_shows_source_caret_and_hint():
 
 
 def test_undefined_process_suggests_a_close_name():
-    error = error_of("Finder(xray/PeakFinder) OUT -> IN Hits(xray/HitFilter)\nFindr PEAKS -> IN Hits\n")
+    error = error_of(
+        "Finder(xray/PeakFinder) OUT -> IN Hits(xray/HitFilter)\nFindr PEAKS -> IN Hits\n"
+    )
     assert error.message == "source process 'Findr' is not defined"
     assert "did you mean 'Finder'?" in error.hint
     assert (error.line, error.col) == (2, 1)
@@ -97,7 +99,9 @@ def test_workers_metadata_stays_a_string_with_its_location():
     graph = fbp.graph.parse("\nFind(xray/PeakFinder:workers=four)\n", file="w.fbp")
     find = graph.processes["Find"]
     assert find.metadata == {"workers": "four"}
-    error = graph.error(f"workers must be an integer, not {find.metadata['workers']!r}", find.location)
+    error = graph.error(
+        f"workers must be an integer, not {find.metadata['workers']!r}", find.location
+    )
     assert error.format().startswith("w.fbp:2:1: error: workers must be an integer")
 
 

@@ -19,12 +19,15 @@ metadata_keys = st.from_regex(r"[a-z_][a-z0-9_]{0,5}", fullmatch=True).filter(
 )
 metadata_values = st.from_regex(r"[A-Za-z0-9_/\-.]{0,10}", fullmatch=True)
 coordinates = st.one_of(
-    st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False, width=32)
+    st.integers(-(10**6), 10**6), st.floats(allow_nan=False, allow_infinity=False, width=32)
 )
 plain_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**9, 10**9)
-    | st.floats(allow_nan=False, allow_infinity=False) | plain_text,
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**9), 10**9)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | plain_text,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(plain_text, inner, max_size=3),
     max_leaves=8,
 )
