@@ -10,6 +10,7 @@ reference silently drops, which we reject on purpose.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -82,3 +83,40 @@ def test_invalid_case_is_rejected_at_the_right_place(invalid_path, reference, co
     for mode in (False, True):
         result = reference[(case_id(path), mode)]
         assert ("ok" in result) == accepted, f"reference result changed: {result}"
+
+
+def _uses_a_documented_deviation(text: str) -> bool:
+    """Annotations the reference ignores, '-' or '.' in metadata, trailing spaces at the end."""
+    if text.rstrip(" ") != text:
+        return True
+    for line in re.split(r"\r\n|[\r\n]", text):
+        match = re.match(r"( *)# +@[A-Za-z0-9_-]+ +(.*)$", line)
+        if match and (match.group(1) or not re.fullmatch(r"[A-Za-z0-9_ .-]+", match.group(2))):
+            return True
+    return bool(re.search(r"\([A-Za-z0-9/_-]*:[^)]*[-.]", text))
+
+
+@pytest.mark.npm
+def test_random_texts_agree_with_reference(reference, corpus):
+    """1500 random texts: same JSON when the reference accepts, rejected when it rejects."""
+    counts = {"same": 0, "both reject": 0, "we are stricter": 0, "deviation": 0}
+    for number, text in enumerate(corpus.random_texts()):
+        expected = reference[(f"random/{number}", False)]
+        if _uses_a_documented_deviation(text):
+            counts["deviation"] += 1
+            continue
+        try:
+            graph = fbp.graph.parse(text)
+        except GraphError as exc:
+            assert "error" in expected, f"we reject what the reference accepts: {text!r}\n{exc}"
+            counts["both reject"] += 1
+            continue
+        problems = fbp.graph.validate(graph)
+        if "ok" in expected:
+            assert graph.to_json() == expected["ok"], repr(text)
+            counts["we are stricter" if problems else "same"] += 1
+        else:
+            assert problems, f"we accept what the reference rejects: {text!r}\n{expected}"
+            counts["both reject"] += 1
+    # The generator must keep exercising every outcome.
+    assert min(counts.values()) > 10, counts
