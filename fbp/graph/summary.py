@@ -33,6 +33,7 @@ def summary(graph: Graph) -> str:
         out.append(line + (f"  [{meta}]" if meta else ""))
     out.append(f"connections ({len(edges)}):")
     for c in edges:
+        assert c.src is not None
         out.append(f"  {c.src.process} {_port(c.src)} -> {_port(c.tgt)} {c.tgt.process}")
     out.append(f"initial packets ({len(iips)}):")
     for c in iips:
