@@ -184,3 +184,9 @@ def test_public_names_of_fbp_graph():
     )  # fmt: skip
     for name in fbp.graph.__all__:
         assert getattr(fbp.graph, name) is not None
+
+
+def test_name_and_runtime_properties():
+    graph = fbp.graph.parse("# @runtime python\n# @name demo\nA(core/Repeat)\n")
+    assert (graph.name, graph.runtime) == ("demo", "python")
+    assert (fbp.graph.parse("").name, fbp.graph.parse("").runtime) == (None, None)
