@@ -82,7 +82,7 @@ def describe_char(text: str, offset: int) -> str:
         return "end of line"
     if char == "\t":
         return "a tab character"
-    if char in NODE_CHARS | PORT_CHARS:
+    if char in NAME_START or char in DIGITS:
         end = offset
         while end < len(text) and text[end] in NODE_CHARS | PORT_CHARS:
             end += 1
