@@ -28,7 +28,7 @@ def to_dot(graph: Graph) -> str:
         f"digraph {_quote(graph.name or 'graph')} {{",
         "  rankdir=LR;",
         '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica"];',
-        '  edge [fontname="Helvetica", fontsize=10];',
+        '  edge [fontname="Helvetica", fontsize=10, labelfontsize=9, labeldistance=1.8];',
     ]
     for process in graph.processes.values():
         label = f"{process.name}\n{process.component or '?'}"
