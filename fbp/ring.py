@@ -153,13 +153,18 @@ class Ring(_core.RingCore):
     """
 
     @classmethod
-    def create(cls, capacity: int, name: str | None = None) -> Ring:
+    def create(
+        cls, capacity: int, name: str | None = None, *, hot_reuse_min: int = HOT_REUSE_MIN
+    ) -> Ring:
         """Create a new ring segment; this process owns it and must `unlink()` it.
 
         Args:
             capacity: data bytes, rounded up to whole 4 KiB pages. One record takes
                 16 header bytes plus its payload rounded up to 16.
             name: segment name; default `new_segment_name()`.
+            hot_reuse_min: records of at least this many bytes (header included) go to
+                the start of the data area whenever it is free, so large frames reuse
+                cache-hot memory (docs/ring.md); 0 disables it.
 
         Raises:
             ValueError: capacity < 1.
@@ -168,7 +173,9 @@ class Ring(_core.RingCore):
         """
         if capacity < 1:
             raise ValueError(f"Ring.create({capacity}): capacity must be >= 1 byte")
-        return cls(name or new_segment_name(), True, capacity, "owner")
+        if hot_reuse_min < 0:
+            raise ValueError(f"hot_reuse_min={hot_reuse_min} must be >= 0 (0 disables it)")
+        return cls(name or new_segment_name(), True, capacity, "owner", hot_reuse_min)
 
     @classmethod
     def attach(cls, name: str, role: str = "producer") -> Ring:

@@ -32,6 +32,7 @@ cdef extern from "ring.h" nogil:
         uint64_t capacity
         int64_t owner_pid
         uint64_t created_ns
+        uint64_t hot_reuse_min
         uint64_t head
         uint64_t packets_sent
         uint64_t bytes_sent
@@ -69,7 +70,8 @@ cdef extern from "ring.h" nogil:
     uint64_t fbp_align_record(uint64_t payload)
     uint64_t fbp_max_payload(uint64_t cap)
     uint64_t fbp_round_capacity(uint64_t cap)
-    void *fbp_segment_create(const char *name, uint64_t cap, uint64_t *map_size)
+    void *fbp_segment_create(const char *name, uint64_t cap, uint64_t hot_reuse_min,
+                             uint64_t *map_size)
     void *fbp_segment_attach(const char *name, uint64_t *map_size)
     int fbp_pid_alive(int32_t pid)
 

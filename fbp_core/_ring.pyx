@@ -103,14 +103,15 @@ cdef inline int64_t deadline_from(object timeout) except -2:
 cdef class Segment:
     """A mapped ring segment; unmapped only when nothing (ring or record) uses it."""
 
-    def __cinit__(self, str name, bint create, uint64_t capacity=0):
+    def __cinit__(self, str name, bint create, uint64_t capacity=0,
+                  uint64_t hot_reuse_min=FBP_HOT_REUSE_MIN):
         cdef bytes bname = os.fsencode(name)
         cdef const char *cname = bname
         cdef uint64_t size = 0
         self.name = name
         self.base = NULL
         if create:
-            self.base = fbp_segment_create(cname, fbp_round_capacity(capacity), &size)
+            self.base = fbp_segment_create(cname, fbp_round_capacity(capacity), hot_reuse_min, &size)
         else:
             self.base = fbp_segment_attach(cname, &size)
         if self.base == NULL:
@@ -280,10 +281,11 @@ cdef class RingCore:
     supervisor); attached handles are limited to their role; observers only read stats.
     """
 
-    def __cinit__(self, str name, bint create=False, uint64_t capacity=0, str role="owner"):
+    def __cinit__(self, str name, bint create=False, uint64_t capacity=0, str role="owner",
+                  uint64_t hot_reuse_min=FBP_HOT_REUSE_MIN):
         if role not in ("owner", "producer", "consumer", "observer"):
             raise ValueError(f"role must be 'producer', 'consumer' or 'observer', not {role!r}")
-        self.segment = Segment(name, create, capacity)
+        self.segment = Segment(name, create, capacity, hot_reuse_min)
         self.name = name
         self.role = role
         self.capacity = self.segment.hdr.capacity
@@ -550,15 +552,13 @@ cdef class RingCore:
         records stay readable until released."""
         if self.producing:
             fbp_producer_close(&self.producer)
-        elif self.role == "producer":
-            pass
+            self.producing = False
         if self.consuming:
+            # consuming stays set: records released after close still advance the tail
             fbp_consumer_close(&self.consumer)
         if self.reservation is not None:
             self.reservation.abandon()
         self.closed_here = True
-        self.producing = False
-        self.consuming = self.consuming  # records released later still advance the tail
 
     @property
     def closed(self):
@@ -589,6 +589,7 @@ cdef class RingCore:
             "consumer_pid": h.consumer_pid,
             "consumer_attaches": h.consumer_attaches,
             "owner_pid": h.owner_pid,
+            "hot_reuse_min": h.hot_reuse_min,
         }
 
 

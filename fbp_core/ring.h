@@ -51,8 +51,9 @@
 #define FBP_HEADER_BYTES 4096
 #define FBP_RECORD_ALIGN 16
 #define FBP_RECORD_HEADER 16
-/* Records at least this large prefer the start of the data area when it is free (see
- * fbp_producer_reserve): below it, the extra PAD record costs more than cache reuse gains. */
+/* Default for a ring's hot_reuse_min: records at least this large prefer the start of the
+ * data area when it is free (see fbp_producer_reserve); below it the extra PAD record costs
+ * more than cache reuse gains. Each ring stores its own value (set at creation). */
 #define FBP_HOT_REUSE_MIN (32u * 1024u)
 #define FBP_KIND_PAD 0xFFFFFFFFu
 
@@ -91,6 +92,7 @@ typedef struct {
     uint64_t capacity;
     int64_t owner_pid;
     uint64_t created_ns;
+    uint64_t hot_reuse_min; /* 0: never wrap early */
 
     /* line 1: producer-owned */
     _Alignas(FBP_LINE) _Atomic uint64_t head;
@@ -182,7 +184,8 @@ static inline uint64_t fbp_round_capacity(uint64_t cap) {
 
 /* Creates the named segment exclusively, sizes and maps it, writes the header.
  * On failure returns NULL with errno set, and leaves no segment behind. */
-static inline void *fbp_segment_create(const char *name, uint64_t cap, uint64_t *map_size) {
+static inline void *fbp_segment_create(const char *name, uint64_t cap, uint64_t hot_reuse_min,
+                                       uint64_t *map_size) {
     int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
     if (fd < 0) return NULL;
     uint64_t size = FBP_HEADER_BYTES + cap;
@@ -208,6 +211,7 @@ static inline void *fbp_segment_create(const char *name, uint64_t cap, uint64_t 
     h->capacity = cap;
     h->owner_pid = getpid();
     h->created_ns = (uint64_t)fbp_now_ns();
+    h->hot_reuse_min = hot_reuse_min;
     /* magic last, with release: an attacher that sees it sees a complete header. */
     __atomic_store_n(&h->magic, FBP_RING_MAGIC, __ATOMIC_RELEASE);
     *map_size = size;
@@ -287,6 +291,7 @@ typedef struct {
     uint64_t cap;
     uint64_t head;       /* == hdr->head: the producer is its only writer */
     uint64_t tail_cache; /* last tail seen; refreshed only when the ring looks full */
+    uint64_t hot_reuse_min;
     uint64_t packets, bytes, full_waits;
     int closed;
     fbp_spin spin;
@@ -296,6 +301,7 @@ static inline void fbp_producer_init(fbp_producer *p, void *base) {
     p->hdr = (fbp_ring_header *)base;
     p->data = (uint8_t *)base + FBP_HEADER_BYTES;
     p->cap = p->hdr->capacity;
+    p->hot_reuse_min = p->hdr->hot_reuse_min ? p->hdr->hot_reuse_min : UINT64_MAX;
     p->head = atomic_load_explicit(&p->hdr->head, memory_order_relaxed);
     p->tail_cache = atomic_load_explicit(&p->hdr->tail, memory_order_acquire);
     p->packets = atomic_load_explicit(&p->hdr->packets_sent, memory_order_relaxed);
@@ -398,7 +404,7 @@ static inline int fbp_producer_reserve(fbp_producer *p, uint64_t payload, int64_
         if (off != 0) {
             if (need > room_to_end) {
                 wrap = 1;
-            } else if (need >= FBP_HOT_REUSE_MIN) {
+            } else if (need >= p->hot_reuse_min) {
                 uint64_t free_now = p->cap - (p->head - p->tail_cache);
                 if (free_now < room_to_end + need) free_now = fbp_producer_free(p);
                 wrap = free_now >= room_to_end + need;
