@@ -329,7 +329,10 @@ static inline void fbp_producer_publish(fbp_producer *p) {
      * other's store, so a sleeping consumer is always woken, and a busy one costs no
      * syscall. */
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&h->consumer_waiting, memory_order_relaxed)) {
+    /* The exchange makes one wake-up per sleep: records committed before the sleeper
+     * runs again find the flag clear and make no system call. */
+    if (atomic_load_explicit(&h->consumer_waiting, memory_order_relaxed) &&
+        atomic_exchange_explicit(&h->consumer_waiting, 0, memory_order_acq_rel)) {
         atomic_fetch_add_explicit(&h->data_seq, 1, memory_order_release);
         fbp_futex_wake(&h->data_seq);
     }
@@ -584,7 +587,8 @@ static inline void fbp_consumer_advance(fbp_consumer *c) {
     /* release: our reads of the freed records happen before the producer may reuse them */
     atomic_store_explicit(&h->tail, t, memory_order_release);
     atomic_thread_fence(memory_order_seq_cst); /* Dekker, as in fbp_producer_publish */
-    if (atomic_load_explicit(&h->producer_waiting, memory_order_relaxed)) {
+    if (atomic_load_explicit(&h->producer_waiting, memory_order_relaxed) &&
+        atomic_exchange_explicit(&h->producer_waiting, 0, memory_order_acq_rel)) {
         atomic_fetch_add_explicit(&h->space_seq, 1, memory_order_release);
         fbp_futex_wake(&h->space_seq);
     }

@@ -77,7 +77,9 @@ class Model:
     def send(self, payload: bytes, kind: int) -> str:
         outcome = self.reserve(len(payload))
         if outcome == "ok":
-            self.publish(Entry(0, pad=False, payload=payload, kind=kind), record_bytes(len(payload)))
+            self.publish(
+                Entry(0, pad=False, payload=payload, kind=kind), record_bytes(len(payload))
+            )
         return outcome
 
     def take(self) -> Entry | None:
@@ -161,10 +163,9 @@ class RingMachine(RuleBasedStateMachine):
             outcome = "too-large"
         assert outcome == expected
         if outcome == "ok":
-            with pytest.raises(KeyError):
-                with reservation as buf:
-                    buf[:] = b"\xff" * size
-                    raise KeyError("abandon")
+            with pytest.raises(KeyError), reservation as buf:
+                buf[:] = b"\xff" * size
+                raise KeyError("abandon")
 
     @rule(data=st.data())
     def recv(self, data):

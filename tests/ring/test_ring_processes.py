@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from fbp.errors import BrokenConnection, EndOfStream, FBPError, RingEmpty
+from fbp.errors import EndOfStream, FBPError, RingEmpty
 from fbp.ring import Ring, remove_stale_segments, wait_any
 
 SHM = pathlib.Path("/dev/shm")
