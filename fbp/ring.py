@@ -120,6 +120,11 @@ _ERRORS = {
         FBPError,
         "ring {name}: a {role} handle cannot {action}; attach with the matching role",
     ),
+    _core.STATUS_CONCURRENT_USE: (
+        FBPError,
+        "ring {name}: another thread is blocked in this {side} handle; a ring side is "
+        "single-threaded (close() from another thread is the one allowed call)",
+    ),
     _core.STATUS_RESERVATION_OPEN: (
         FBPError,
         "ring {name}: a reservation is still open; commit or abandon it before sending again",

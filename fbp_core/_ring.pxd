@@ -108,6 +108,7 @@ cdef class RingCore:
     cdef bint may_produce, may_consume
     cdef bint producing, consuming
     cdef bint closed_here
+    cdef bint producer_busy, consumer_busy  # a thread is inside a GIL-free section
     cdef object reservation
     cdef readonly str name
     cdef readonly str role

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
 import time
 
 import numpy as np
@@ -358,3 +359,27 @@ def test_records_outlive_their_ring_handle(make_ring):
     del consumer
     gc.collect()
     assert bytes(rec) == b"kept"
+
+
+def test_a_second_thread_is_refused_while_one_waits_and_close_stops_the_wait(make_ring):
+    producer, consumer = pair(make_ring())
+    outcome = []
+
+    def wait_for_a_record():
+        try:
+            consumer.recv(timeout=10)
+        except Exception as exc:  # noqa: BLE001 - the type is what we check
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=wait_for_a_record)
+    waiter.start()
+    time.sleep(0.2)
+    with pytest.raises(FBPError, match="another thread is blocked in this consumer handle"):
+        consumer.recv(timeout=0)
+    start = time.monotonic()
+    consumer.close()  # the one call allowed from another thread: it ends the wait
+    waiter.join(5)
+    assert not waiter.is_alive() and time.monotonic() - start < 2
+    assert len(outcome) == 1 and isinstance(outcome[0], ClosedPort)
+    with pytest.raises(BrokenConnection):
+        producer.send(b"x")
