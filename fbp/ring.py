@@ -122,8 +122,10 @@ _ERRORS = {
     ),
     _core.STATUS_CONCURRENT_USE: (
         FBPError,
-        "ring {name}: another thread is blocked in this {side} handle; a ring side is "
-        "single-threaded (close() from another thread is the one allowed call)",
+        (
+            "ring {name}: another thread is blocked in this {side} handle; a ring side is "
+            "single-threaded (close() from another thread is the one allowed call)"
+        ),
     ),
     _core.STATUS_RESERVATION_OPEN: (
         FBPError,
