@@ -98,6 +98,8 @@ cdef inline int64_t deadline_from(object timeout) except -2:
     seconds = timeout
     if seconds <= 0:
         return 0
+    if seconds > 1e9:  # ~31 years: forever, and no int64 overflow
+        return -1
     return fbp_now_ns() + <int64_t>(seconds * 1e9) + 1
 
 
@@ -576,6 +578,17 @@ cdef class RingCore:
         if self.reservation is not None:
             self.reservation.abandon()
         self.closed_here = True
+
+    def shutdown(self):
+        """Close both sides from any handle (the owner's abort): wakes every waiter.
+
+        The consumer still receives what was sent, then gets EndOfStream; the producer
+        gets BrokenConnection. For stopping a network without the components' help.
+        """
+        cdef fbp_ring_header *h = self.segment.hdr
+        h.producer_closed = 1
+        h.consumer_closed = 1
+        fbp_wake_both(h)
 
     @property
     def closed(self):

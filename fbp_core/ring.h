@@ -440,8 +440,7 @@ static inline int fbp_producer_reserve(fbp_producer *p, uint64_t payload, int64_
         }
         int r = fbp_producer_wait_space(p, need, deadline);
         if (r != FBP_OK) return r;
-        /* the head may not have moved, but waiting could have taken a while; recheck the
-         * wrap decision only if it changed (it cannot: only we move head). */
+        /* `off` is still right after waiting: only this producer moves head. */
         *out = p->data + off + FBP_RECORD_HEADER;
         return FBP_OK;
     }

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from fbp.errors import EndOfStream, FBPError, RingEmpty
+from fbp.errors import BrokenConnection, EndOfStream, FBPError, RingEmpty
 from fbp.ring import Ring, remove_stale_segments, wait_any
 
 SHM = pathlib.Path("/dev/shm")
@@ -289,3 +289,16 @@ def test_wait_any_also_works_past_the_futex_waitv_limit(make_ring):
     consumers = [Ring.attach(r.name, "consumer") for r in rings]
     Ring.attach(rings[129].name, "producer").send(b"x")
     assert wait_any(consumers, timeout=5) == [consumers[129]]
+
+
+@pytest.mark.timeout(30)
+def test_owner_shutdown_wakes_both_sides(make_ring, peer):
+    ring = make_ring(4096)
+    blocked_consumer = peer("block-recv", ring.name, "null")
+    assert blocked_consumer.read()["ready"]
+    time.sleep(0.2)
+    ring.shutdown()
+    assert blocked_consumer.read()["outcome"] == "EndOfStream"
+    producer = Ring.attach(ring.name, "producer")
+    with pytest.raises(BrokenConnection):
+        producer.send(b"x", timeout=0)
