@@ -102,6 +102,11 @@ _ERRORS = {
         ClosedPort,
         "ring {name}: this {role} handle was closed; attach again to use the ring",
     ),
+    _core.STATUS_REPLACED: (
+        ClosedPort,
+        "ring {name}: a newer consumer attached, so this consumer handle is stale; its "
+        "unreleased records are being delivered to the new one",
+    ),
     _core.STATUS_BAD_SEGMENT: (
         FBPError,
         (
@@ -179,13 +184,14 @@ class Ring(_core.RingCore):
         Args:
             capacity: data bytes, rounded up to whole 4 KiB pages. One record takes
                 16 header bytes plus its payload rounded up to 16.
-            name: segment name; default `new_segment_name()`.
+            name: segment name; default `new_segment_name()`. Must follow the same
+                pattern (`fbp{TAG}-{pid}-{hex}[-{suffix}]`) so `fbp doctor` can find it.
             hot_reuse_min: records of at least this many bytes (header included) go to
                 the start of the data area whenever it is free, so large frames reuse
                 cache-hot memory (docs/ring.md); 0 disables it.
 
         Raises:
-            ValueError: capacity < 1.
+            ValueError: capacity < 1, or a name that is not an fbp segment name.
             FileExistsError: a segment with that name exists.
             OSError: /dev/shm is full or not writable.
         """
@@ -193,6 +199,11 @@ class Ring(_core.RingCore):
             raise ValueError(f"Ring.create({capacity}): capacity must be >= 1 byte")
         if hot_reuse_min < 0:
             raise ValueError(f"hot_reuse_min={hot_reuse_min} must be >= 0 (0 disables it)")
+        if name is not None and not _NAME_RE.match(name):
+            raise ValueError(
+                f"segment name {name!r} is not an fbp name fbp{{TAG}}-{{owner pid}}-{{hex}}"
+                "[-{suffix}]; use fbp.ring.new_segment_name(suffix) to make one"
+            )
         return cls(name or new_segment_name(), True, capacity, "owner", hot_reuse_min)
 
     @classmethod

@@ -17,6 +17,7 @@ cdef extern from "ring.h" nogil:
         FBP_BAD_SEGMENT
         FBP_ERRNO
         FBP_BUSY
+        FBP_REPLACED
     enum:
         FBP_HEADER_BYTES
         FBP_RECORD_HEADER
@@ -59,6 +60,7 @@ cdef extern from "ring.h" nogil:
         uint64_t cap
         uint64_t read
         uint64_t tail
+        uint32_t generation
         int closed
 
     ctypedef struct fbp_wait_item:

@@ -38,6 +38,7 @@ STATUS_TOO_LARGE = FBP_TOO_LARGE
 STATUS_CLOSED_HERE = FBP_CLOSED_HERE
 STATUS_BAD_SEGMENT = FBP_BAD_SEGMENT
 STATUS_BUSY = FBP_BUSY
+STATUS_REPLACED = FBP_REPLACED
 STATUS_WRONG_ROLE = 100
 STATUS_RESERVATION_OPEN = 101
 STATUS_RELEASED = 102
@@ -475,6 +476,8 @@ cdef class RingCore:
             self._start_consuming()
         elif self.consumer.closed:
             raise_status(FBP_CLOSED_HERE, self)
+        elif self.segment.hdr.consumer_attaches != self.consumer.generation:
+            raise_status(FBP_REPLACED, self)
         if self.consumer_busy:
             raise_status(STATUS_CONCURRENT_USE, self, {"side": "consumer"})
         return 0

@@ -70,6 +70,7 @@ enum {
     FBP_BAD_SEGMENT = 8,     /* not an fbp ring, or another ABI version */
     FBP_ERRNO = 9,           /* a system call failed; errno says why */
     FBP_BUSY = 10,           /* the role is held by another live process */
+    FBP_REPLACED = 11,       /* a newer consumer attached; this handle is stale */
 };
 
 typedef struct {
@@ -489,6 +490,7 @@ typedef struct {
     uint64_t *pending;
     uint64_t pending_mask; /* size - 1, size a power of two */
     uint64_t first, next;
+    uint32_t generation; /* hdr->consumer_attaches when this consumer attached */
     int closed;
     fbp_spin spin;
 } fbp_consumer;
@@ -509,6 +511,7 @@ static inline int fbp_consumer_init(fbp_consumer *c, void *base) {
     c->pending_mask = 1023;
     c->pending = (uint64_t *)malloc((c->pending_mask + 1) * sizeof(uint64_t));
     c->first = c->next = 0;
+    c->generation = atomic_load_explicit(&c->hdr->consumer_attaches, memory_order_acquire);
     c->closed = 0;
     fbp_spin_init(&c->spin);
     if (!c->pending) {
@@ -606,6 +609,10 @@ static inline void fbp_consumer_advance(fbp_consumer *c) {
     if (t == c->tail) return;
     c->tail = t;
     fbp_ring_header *h = c->hdr;
+    /* A newer consumer took over (at-least-once restart): this one's late releases must
+     * not move the tail under it. */
+    if (atomic_load_explicit(&h->consumer_attaches, memory_order_relaxed) != c->generation)
+        return;
     atomic_store_explicit(&h->packets_released, c->released, memory_order_relaxed);
     /* release: our reads of the freed records happen before the producer may reuse them */
     atomic_store_explicit(&h->tail, t, memory_order_release);

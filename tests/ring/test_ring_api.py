@@ -300,6 +300,8 @@ def test_attach_errors_are_clear(make_ring, tmp_path):
         Ring.create(4096, name=ring.name)
     with pytest.raises(ValueError, match="capacity must be >= 1"):
         Ring.create(0)
+    with pytest.raises(ValueError, match="not an fbp name.*new_segment_name"):
+        Ring.create(4096, name="my-ring")
 
 
 def test_a_non_ring_segment_is_refused():
@@ -383,3 +385,17 @@ def test_a_second_thread_is_refused_while_one_waits_and_close_stops_the_wait(mak
     assert len(outcome) == 1 and isinstance(outcome[0], ClosedPort)
     with pytest.raises(BrokenConnection):
         producer.send(b"x")
+
+
+def test_a_replaced_consumer_handle_cannot_move_the_tail(make_ring):
+    producer, old = pair(make_ring())
+    for i in range(3):
+        producer.send(bytes([i]))
+    held = old.recv()
+    new = Ring.attach(old.name, "consumer")  # takes over (same process: no liveness check)
+    with pytest.raises(ClosedPort, match="newer consumer attached"):
+        old.recv(timeout=0)
+    held.release()  # late release by the stale handle: ignored
+    assert producer.stats()["tail"] == 0
+    assert [bytes(new.recv(timeout=0)) for _ in range(3)] == [b"\x00", b"\x01", b"\x02"]
+    assert producer.stats()["fill_records"] == 0
