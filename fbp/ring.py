@@ -104,8 +104,10 @@ _ERRORS = {
     ),
     _core.STATUS_REPLACED: (
         ClosedPort,
-        "ring {name}: a newer consumer attached, so this consumer handle is stale; its "
-        "unreleased records are being delivered to the new one",
+        (
+            "ring {name}: a newer consumer attached, so this consumer handle is stale; its "
+            "unreleased records are being delivered to the new one"
+        ),
     ),
     _core.STATUS_BAD_SEGMENT: (
         FBPError,
