@@ -249,11 +249,10 @@ class Ring(_core.RingCore):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc: object) -> None:
         self.close()
         if self.role == "owner":
             self.unlink()
-        return False
 
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""
