@@ -109,6 +109,13 @@ _ERRORS = {
             "unreleased records are being delivered to the new one"
         ),
     ),
+    _core.STATUS_CORRUPT: (
+        FBPError,
+        (
+            "ring {name}: the record header at byte position {position} is impossible: the "
+            "segment was overwritten by something other than its producer; recreate the ring"
+        ),
+    ),
     _core.STATUS_BAD_SEGMENT: (
         FBPError,
         (

@@ -18,6 +18,7 @@ cdef extern from "ring.h" nogil:
         FBP_ERRNO
         FBP_BUSY
         FBP_REPLACED
+        FBP_CORRUPT
     enum:
         FBP_HEADER_BYTES
         FBP_RECORD_HEADER

@@ -39,6 +39,7 @@ STATUS_CLOSED_HERE = FBP_CLOSED_HERE
 STATUS_BAD_SEGMENT = FBP_BAD_SEGMENT
 STATUS_BUSY = FBP_BUSY
 STATUS_REPLACED = FBP_REPLACED
+STATUS_CORRUPT = FBP_CORRUPT
 STATUS_WRONG_ROLE = 100
 STATUS_RESERVATION_OPEN = 101
 STATUS_RELEASED = 102
@@ -490,6 +491,8 @@ cdef class RingCore:
         cdef Record rec
         if got == 0:
             return None
+        if got == -2:
+            raise_status(FBP_CORRUPT, self, {"position": self.consumer.read})
         if got < 0:
             raise MemoryError()
         rec = Record.__new__(Record)

@@ -71,6 +71,7 @@ enum {
     FBP_ERRNO = 9,           /* a system call failed; errno says why */
     FBP_BUSY = 10,           /* the role is held by another live process */
     FBP_REPLACED = 11,       /* a newer consumer attached; this handle is stale */
+    FBP_CORRUPT = 12,        /* a record header points outside the published data */
 };
 
 typedef struct {
@@ -206,6 +207,16 @@ static inline void *fbp_segment_create(const char *name, uint64_t cap, uint64_t 
         errno = e;
         return NULL;
     }
+    /* Allocate every page now: tmpfs allocates lazily, and a write to a page it cannot
+     * back (full /dev/shm) kills the writer with SIGBUS mid-run. Failing here with ENOSPC
+     * is the clear error. It also spares the first lap its page faults. */
+    int fe = posix_fallocate(fd, 0, (off_t)size);
+    if (fe != 0 && fe != EOPNOTSUPP && fe != EINVAL) {
+        close(fd);
+        shm_unlink(name);
+        errno = fe;
+        return NULL;
+    }
     void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     int e = errno;
     close(fd);
@@ -214,7 +225,7 @@ static inline void *fbp_segment_create(const char *name, uint64_t cap, uint64_t 
         errno = e;
         return NULL;
     }
-    /* ftruncate gives zeroed pages, so every counter and flag already reads 0. */
+    /* new tmpfs pages are zeroed, so every counter and flag already reads 0. */
     fbp_ring_header *h = (fbp_ring_header *)base;
     h->abi = FBP_RING_ABI;
     h->header_bytes = FBP_HEADER_BYTES;
@@ -625,7 +636,8 @@ static inline void fbp_consumer_advance(fbp_consumer *c) {
 }
 
 /* Takes the next published user record (skipping PADs), without waiting. Returns 1 and
- * fills payload/length/kind/index, 0 if none is published, -1 on ENOMEM. The record stays
+ * fills payload/length/kind/index, 0 if none is published, -1 on ENOMEM, -2 if the
+ * record header is impossible (corrupt segment). The record stays
  * owned until fbp_consumer_release(index). */
 static inline int fbp_consumer_take(fbp_consumer *c, const uint8_t **payload, uint64_t *length,
                                     uint32_t *kind, uint64_t *index) {
@@ -635,6 +647,10 @@ static inline int fbp_consumer_take(fbp_consumer *c, const uint8_t **payload, ui
         uint64_t off = c->read % c->cap;
         const fbp_record_header *rec = (const fbp_record_header *)(c->data + off);
         uint64_t size = fbp_align_record(rec->length);
+        /* Only memory corruption can make this true (headers are written before head is
+         * published); refuse rather than read outside the segment. */
+        if (rec->length > c->cap || size > c->cap - off || size > c->head_cache - c->read)
+            return -2;
         c->read += size;
         uint64_t i = c->next++;
         if (rec->kind == FBP_KIND_PAD) {
@@ -758,8 +774,10 @@ static inline int fbp_wait_any(fbp_wait_item *items, int n, int64_t deadline, in
                 tsp = &ts;
             }
             long r = syscall(SYS_futex_waitv, w, (unsigned)n, 0, tsp, CLOCK_MONOTONIC);
-            if (r < 0 && errno == ENOSYS) fbp_waitv_missing = 1;
-            else if (r < 0 && errno == EINTR) return -FBP_INTERRUPTED;
+            if (r < 0 && errno == EINTR) return -FBP_INTERRUPTED;
+            /* ENOSYS (old kernel), or anything but "value changed"/"timed out" (e.g. a
+             * seccomp filter): poll from now on rather than spin on a failing call */
+            if (r < 0 && errno != EAGAIN && errno != ETIMEDOUT) fbp_waitv_missing = 1;
         } else {
             struct timespec ts = {0, poll_ns};
             if (nanosleep(&ts, NULL) != 0 && errno == EINTR) return -FBP_INTERRUPTED;

@@ -399,3 +399,14 @@ def test_a_replaced_consumer_handle_cannot_move_the_tail(make_ring):
     assert producer.stats()["tail"] == 0
     assert [bytes(new.recv(timeout=0)) for _ in range(3)] == [b"\x00", b"\x01", b"\x02"]
     assert producer.stats()["fill_records"] == 0
+
+
+def test_a_corrupt_record_header_is_refused_not_read(make_ring):
+    ring = make_ring(4096)
+    producer, consumer = pair(ring)
+    producer.send(b"fine")
+    with open(f"/dev/shm/{ring.name}", "r+b") as segment:
+        segment.seek(4096)  # first record header: uint64 length
+        segment.write((1 << 40).to_bytes(8, "little"))
+    with pytest.raises(FBPError, match="header at byte position 0 is impossible"):
+        consumer.recv(timeout=0)
