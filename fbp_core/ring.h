@@ -344,15 +344,15 @@ static inline void fbp_producer_publish(fbp_producer *p) {
     fbp_ring_header *h = p->hdr;
     atomic_store_explicit(&h->packets_sent, p->packets, memory_order_relaxed);
     atomic_store_explicit(&h->bytes_sent, p->bytes, memory_order_relaxed);
-    /* release: the record bytes and headers are visible before the new head. */
-    atomic_store_explicit(&h->head, p->head, memory_order_release);
-    /* Dekker with the consumer's "set waiting flag, then re-read head": one of us sees the
-     * other's store, so a sleeping consumer is always woken, and a busy one costs no
-     * syscall. */
-    atomic_thread_fence(memory_order_seq_cst);
+    /* The record bytes and headers become visible before the new head (release), and
+     * the store is ordered before the load of the waiting flag below (Dekker with the
+     * consumer's "set waiting flag, then re-read head": one of us sees the other's store,
+     * so a sleeping consumer is always woken and a busy one costs no syscall). A seq_cst
+     * exchange does both in one locked instruction, cheaper than a store plus mfence. */
+    atomic_exchange_explicit(&h->head, p->head, memory_order_seq_cst);
     /* The exchange makes one wake-up per sleep: records committed before the sleeper
      * runs again find the flag clear and make no system call. */
-    if (atomic_load_explicit(&h->consumer_waiting, memory_order_relaxed) &&
+    if (atomic_load_explicit(&h->consumer_waiting, memory_order_seq_cst) &&
         atomic_exchange_explicit(&h->consumer_waiting, 0, memory_order_acq_rel)) {
         atomic_fetch_add_explicit(&h->data_seq, 1, memory_order_release);
         fbp_futex_wake(&h->data_seq);
@@ -625,10 +625,10 @@ static inline void fbp_consumer_advance(fbp_consumer *c) {
     if (atomic_load_explicit(&h->consumer_attaches, memory_order_relaxed) != c->generation)
         return;
     atomic_store_explicit(&h->packets_released, c->released, memory_order_relaxed);
-    /* release: our reads of the freed records happen before the producer may reuse them */
-    atomic_store_explicit(&h->tail, t, memory_order_release);
-    atomic_thread_fence(memory_order_seq_cst); /* Dekker, as in fbp_producer_publish */
-    if (atomic_load_explicit(&h->producer_waiting, memory_order_relaxed) &&
+    /* release: our reads of the freed records happen before the producer may reuse them;
+     * seq_cst exchange: also the Dekker barrier, as in fbp_producer_publish */
+    atomic_exchange_explicit(&h->tail, t, memory_order_seq_cst);
+    if (atomic_load_explicit(&h->producer_waiting, memory_order_seq_cst) &&
         atomic_exchange_explicit(&h->producer_waiting, 0, memory_order_acq_rel)) {
         atomic_fetch_add_explicit(&h->space_seq, 1, memory_order_release);
         fbp_futex_wake(&h->space_seq);
