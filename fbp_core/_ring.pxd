@@ -144,3 +144,4 @@ cdef class Reservation:
     cdef uint32_t kind_code
     cdef int exports
     cdef int state
+    cdef object view

@@ -265,9 +265,18 @@ cdef class Reservation:
             self.ring.reservation = None
 
     def __enter__(self):
-        return memoryview(self)
+        self.view = memoryview(self)
+        return self.view
 
     def __exit__(self, exc_type, exc, tb):
+        # Invalidate the view we handed out, so a write through it after the block fails
+        # instead of changing a published record. (Arrays made from it keep it exported;
+        # then it stays valid and writing through them is the caller's bug.)
+        try:
+            self.view.release()
+        except BufferError:
+            pass
+        self.view = None
         if exc_type is None:
             self.commit()
         else:

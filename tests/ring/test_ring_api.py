@@ -110,6 +110,15 @@ def test_reserve_writes_in_place_and_commits_on_exit(make_ring):
     assert np.array_equal(np.frombuffer(rec, np.float64), np.linspace(0, 1, 100))
 
 
+def test_the_reserved_view_dies_with_the_block(make_ring):
+    producer, consumer = pair(make_ring())
+    with producer.reserve(4) as buf:
+        buf[:] = b"once"
+    with pytest.raises(ValueError, match="released"):
+        buf[:] = b"late"
+    assert bytes(consumer.recv(timeout=1)) == b"once"
+
+
 def test_reserve_abandons_on_exception(make_ring):
     producer, consumer = pair(make_ring())
     with pytest.raises(RuntimeError, match="writer failed"), producer.reserve(16) as buf:
