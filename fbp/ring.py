@@ -303,14 +303,8 @@ class SegmentInfo:
 
 
 def _pid_alive(pid: int) -> bool:
-    if not _core.pid_alive(pid):
-        return False
-    # A killed child that was not reaped yet is a zombie: dead for our purposes.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rindex(")") + 2 :].split()[0] not in ("Z", "X")
+    # fbp_core counts a zombie (killed, not reaped yet) as dead
+    return _core.pid_alive(pid)
 
 
 def list_segments(all_tags: bool = False) -> list[SegmentInfo]:

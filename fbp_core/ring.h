@@ -37,6 +37,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -274,10 +275,22 @@ static inline void *fbp_segment_attach(const char *name, uint64_t *map_size) {
     return base;
 }
 
+/* A zombie (killed, not yet reaped by its parent) counts as dead: the supervisor may
+ * take over a dead child's ring end before it has collected the exit status. */
 static inline int fbp_pid_alive(int32_t pid) {
     if (pid <= 0) return 0;
-    if (kill(pid, 0) == 0) return 1;
-    return errno == EPERM;
+    if (kill(pid, 0) != 0 && errno != EPERM) return 0;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *close_paren = strrchr(buf, ')'); /* the command name may contain ')' */
+    if (close_paren && close_paren[1] == ' ' && (close_paren[2] == 'Z' || close_paren[2] == 'X'))
+        return 0;
+    return 1;
 }
 
 /* ------------------------------------------------------------------------------------ */

@@ -302,3 +302,21 @@ def test_owner_shutdown_wakes_both_sides(make_ring, peer):
     producer = Ring.attach(ring.name, "producer")
     with pytest.raises(BrokenConnection):
         producer.send(b"x", timeout=0)
+
+
+@pytest.mark.timeout(30)
+def test_a_dead_unreaped_consumer_does_not_block_a_takeover(make_ring, peer):
+    ring = make_ring()
+    Ring.attach(ring.name, "producer").send(b"\x00" * 8)
+    first = peer("consume-hold", ring.name, 1, "[]")
+    assert first.read()["ready"]
+    os.kill(first.pid, 9)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # wait until it is a zombie, but do not reap it
+        state = pathlib.Path(f"/proc/{first.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state == "Z":
+            break
+        time.sleep(0.01)
+    assert state == "Z"
+    successor = Ring.attach(ring.name, "consumer")  # the supervisor closing a dead child's end
+    assert bytes(successor.recv(timeout=1)) == b"\x00" * 8
