@@ -88,6 +88,11 @@ class InPort:
             raise ComponentError(f"inport {self.name}: type {self.type!r} is not a fbp.types type")
         if self.default is not REQUIRED and not self.config:
             object.__setattr__(self, "config", True)
+        if self.config and keyword.iskeyword(self.keyword):
+            raise ComponentError(
+                f"config port {self.name}: its keyword argument {self.keyword!r} is a Python "
+                "keyword; choose another name"
+            )
 
     @property
     def is_config(self) -> bool:
@@ -145,19 +150,11 @@ class OutPort:
         }
 
 
-ERROR_OUTPORT = OutPort(
-    ERROR_PORT,
-    Record(),
-    "failed packets: {process, port, seq, error, traceback}; exceptions are reported and "
-    "the component goes on",
-)
-
-
 def _check_port_name(name: str) -> None:
-    if not isinstance(name, str) or not _PORT_NAME.match(name) or keyword.iskeyword(name.lower()):
+    if not isinstance(name, str) or not _PORT_NAME.match(name):
         raise ComponentError(
             f"port name {name!r} must be an identifier such as IN, OUT or COUNT (letters, digits, "
-            "underscores; not a Python keyword in lower case)"
+            "underscores)"
         )
 
 
@@ -169,6 +166,14 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     return repr(value)
+
+
+ERROR_OUTPORT = OutPort(
+    ERROR_PORT,
+    Record(),
+    "failed packets: {process, port, seq, error, traceback}; exceptions are reported and "
+    "the component goes on",
+)
 
 
 @dataclass
