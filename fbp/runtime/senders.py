@@ -24,7 +24,6 @@ from fbp.ring import RecordKind, Ring, wait_any
 __all__ = ["Destination", "RingDestination", "Sender", "Senders"]
 
 _DATA = int(RecordKind.DATA)
-_EOF = int(RecordKind.EOF)
 
 
 class Destination:
@@ -104,11 +103,9 @@ class RingDestination(Destination):
         yield memoryview(bytearray(nbytes))  # nobody listens any more: write and drop
 
     def close(self) -> None:
+        # Closing is the end of stream: the consumer drains what is left, then sees
+        # EndOfStream. (An EOF record would be counted as a packet in the ring header.)
         for ring in self.rings:
-            try:
-                ring.send(b"", 0, _EOF)
-            except Exception:  # noqa: BLE001 - a full or broken ring still gets closed
-                pass
             ring.close()
         self.alive = False
 
