@@ -19,6 +19,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from fbp.errors import (
     BrokenConnection,
@@ -70,13 +71,17 @@ class RecordKind(enum.IntEnum):
 _ERRORS = {
     _core.STATUS_TIMEOUT_EMPTY: (
         RingEmpty,
-        "ring {name}: no record arrived within timeout={timeout} s; wait longer, or use "
-        "timeout=None to wait until one arrives or the producer closes",
+        (
+            "ring {name}: no record arrived within timeout={timeout} s; wait longer, or use "
+            "timeout=None to wait until one arrives or the producer closes"
+        ),
     ),
     _core.STATUS_TIMEOUT_FULL: (
         RingFull,
-        "ring {name}: no space for a {nbytes}-byte record within timeout={timeout} s "
-        "(capacity {capacity} bytes; the consumer is slow or holds received records)",
+        (
+            "ring {name}: no space for a {nbytes}-byte record within timeout={timeout} s "
+            "(capacity {capacity} bytes; the consumer is slow or holds received records)"
+        ),
     ),
     _core.STATUS_END_OF_STREAM: (
         EndOfStream,
@@ -88,8 +93,10 @@ _ERRORS = {
     ),
     _core.STATUS_TOO_LARGE: (
         RecordTooLarge,
-        "ring {name}: a record of {nbytes} bytes can never fit; this ring holds at most "
-        "{max_payload} payload bytes (capacity {capacity}); create a larger ring",
+        (
+            "ring {name}: a record of {nbytes} bytes can never fit; this ring holds at most "
+            "{max_payload} payload bytes (capacity {capacity}); create a larger ring"
+        ),
     ),
     _core.STATUS_CLOSED_HERE: (
         ClosedPort,
@@ -97,17 +104,28 @@ _ERRORS = {
     ),
     _core.STATUS_BAD_SEGMENT: (
         FBPError,
-        "shared-memory segment {name} is not an fbp ring of this version "
-        f"(ABI {_core.CORE_ABI_VERSION}); check the name, or remove it with `fbp doctor`",
+        (
+            "shared-memory segment {name} is not an fbp ring of this version "
+            f"(ABI {_core.CORE_ABI_VERSION}); check the name, or remove it with `fbp doctor`"
+        ),
     ),
     _core.STATUS_BUSY: (
         FBPError,
-        "ring {name}: the {side} side is held by live process {pid}; a ring has exactly "
-        "one producer and one consumer (close the other handle first)",
+        (
+            "ring {name}: the {side} side is held by live process {pid}; a ring has exactly "
+            "one producer and one consumer (close the other handle first)"
+        ),
     ),
     _core.STATUS_WRONG_ROLE: (
         FBPError,
         "ring {name}: a {role} handle cannot {action}; attach with the matching role",
+    ),
+    _core.STATUS_CONCURRENT_USE: (
+        FBPError,
+        (
+            "ring {name}: another thread is blocked in this {side} handle; a ring side is "
+            "single-threaded (close() from another thread is the one allowed call)"
+        ),
     ),
     _core.STATUS_RESERVATION_OPEN: (
         FBPError,
@@ -215,7 +233,7 @@ class Ring(_core.RingCore):
         """
         return self.raw_stats()
 
-    def __enter__(self) -> Ring:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> bool:

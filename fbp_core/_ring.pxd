@@ -81,6 +81,7 @@ cdef extern from "ring.h" nogil:
     void fbp_producer_commit(fbp_producer *p, uint64_t payload, uint32_t kind, int publish)
     void fbp_producer_publish(fbp_producer *p)
     void fbp_producer_close(fbp_producer *p)
+    void fbp_wake_both(fbp_ring_header *h)
 
     int fbp_consumer_init(fbp_consumer *c, void *base)
     void fbp_consumer_free(fbp_consumer *c)
@@ -108,6 +109,7 @@ cdef class RingCore:
     cdef bint may_produce, may_consume
     cdef bint producing, consuming
     cdef bint closed_here
+    cdef bint producer_busy, consumer_busy  # a thread is inside a GIL-free section
     cdef object reservation
     cdef readonly str name
     cdef readonly str role

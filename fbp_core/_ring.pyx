@@ -41,6 +41,7 @@ STATUS_BUSY = FBP_BUSY
 STATUS_WRONG_ROLE = 100
 STATUS_RESERVATION_OPEN = 101
 STATUS_RELEASED = 102
+STATUS_CONCURRENT_USE = 103
 
 
 class RingStatusError(RuntimeError):
@@ -97,6 +98,8 @@ cdef inline int64_t deadline_from(object timeout) except -2:
     seconds = timeout
     if seconds <= 0:
         return 0
+    if seconds > 1e9:  # ~31 years: forever, and no int64 overflow
+        return -1
     return fbp_now_ns() + <int64_t>(seconds * 1e9) + 1
 
 
@@ -338,6 +341,8 @@ cdef class RingCore:
             self._start_producing()
         if self.reservation is not None:
             raise_status(STATUS_RESERVATION_OPEN, self)
+        if self.producer_busy:
+            raise_status(STATUS_CONCURRENT_USE, self, {"side": "producer"})
         return 0
 
     cdef int _reserve(self, uint64_t nbytes, object timeout, uint8_t **out, dict extra) except -1:
@@ -346,12 +351,16 @@ cdef class RingCore:
         cdef int64_t deadline
         if status == FBP_TIMEOUT_FULL and (timeout is None or timeout > 0):
             deadline = deadline_from(timeout)
-            while True:
-                with nogil:
-                    status = fbp_producer_reserve(&self.producer, nbytes, deadline, out)
-                if status != FBP_INTERRUPTED:
-                    break
-                PyErr_CheckSignals()
+            self.producer_busy = True
+            try:
+                while True:
+                    with nogil:
+                        status = fbp_producer_reserve(&self.producer, nbytes, deadline, out)
+                    if status != FBP_INTERRUPTED:
+                        break
+                    PyErr_CheckSignals()
+            finally:
+                self.producer_busy = False
         if status != FBP_OK:
             context = {"nbytes": nbytes, "timeout": timeout}
             if extra:
@@ -380,8 +389,10 @@ cdef class RingCore:
         try:
             self._reserve(<uint64_t>view.len, timeout, &dest, None)
             if view.len >= NOGIL_COPY_MIN:
+                self.producer_busy = True
                 with nogil:
                     memcpy(dest, view.buf, view.len)
+                self.producer_busy = False
             else:
                 memcpy(dest, view.buf, view.len)
             fbp_producer_commit(&self.producer, <uint64_t>view.len, kind, 1)
@@ -412,8 +423,10 @@ cdef class RingCore:
                         fbp_producer_publish(&self.producer)
                         self._reserve(<uint64_t>view.len, timeout, &dest, {"sent": sent})
                     if view.len >= NOGIL_COPY_MIN:
+                        self.producer_busy = True
                         with nogil:
                             memcpy(dest, view.buf, view.len)
+                        self.producer_busy = False
                     else:
                         memcpy(dest, view.buf, view.len)
                     fbp_producer_commit(&self.producer, <uint64_t>view.len, kind, 0)
@@ -462,6 +475,8 @@ cdef class RingCore:
             self._start_consuming()
         elif self.consumer.closed:
             raise_status(FBP_CLOSED_HERE, self)
+        if self.consumer_busy:
+            raise_status(STATUS_CONCURRENT_USE, self, {"side": "consumer"})
         return 0
 
     cdef Record _take(self):
@@ -486,12 +501,16 @@ cdef class RingCore:
         cdef int64_t deadline = deadline_from(timeout)
         cdef int status = fbp_consumer_wait_data(&self.consumer, 0)
         if status == FBP_TIMEOUT_EMPTY and deadline != 0:
-            while True:
-                with nogil:
-                    status = fbp_consumer_wait_data(&self.consumer, deadline)
-                if status != FBP_INTERRUPTED:
-                    break
-                PyErr_CheckSignals()
+            self.consumer_busy = True
+            try:
+                while True:
+                    with nogil:
+                        status = fbp_consumer_wait_data(&self.consumer, deadline)
+                    if status != FBP_INTERRUPTED:
+                        break
+                    PyErr_CheckSignals()
+            finally:
+                self.consumer_busy = False
         if status != FBP_OK:
             raise_status(status, self, {"timeout": timeout})
         return 0
@@ -559,6 +578,17 @@ cdef class RingCore:
         if self.reservation is not None:
             self.reservation.abandon()
         self.closed_here = True
+
+    def shutdown(self):
+        """Close both sides from any handle (the owner's abort): wakes every waiter.
+
+        The consumer still receives what was sent, then gets EndOfStream; the producer
+        gets BrokenConnection. For stopping a network without the components' help.
+        """
+        cdef fbp_ring_header *h = self.segment.hdr
+        h.producer_closed = 1
+        h.consumer_closed = 1
+        fbp_wake_both(h)
 
     @property
     def closed(self):
@@ -634,12 +664,24 @@ def wait_any(list rings, timeout=None, Py_ssize_t nbytes=0):
                     f"wait_any: ring {ring.name!r} is an {ring.role} handle used for "
                     "both or neither side; attach it as 'producer' or 'consumer'"
                 )
-        while True:
-            with nogil:
-                count = fbp_wait_any(items, <int>n, deadline, ready)
-            if count != -FBP_INTERRUPTED:
-                break
-            PyErr_CheckSignals()
+        for i in range(n):
+            ring = rings[i]
+            if items[i].consumer != NULL:
+                ring.consumer_busy = True
+            else:
+                ring.producer_busy = True
+        try:
+            while True:
+                with nogil:
+                    count = fbp_wait_any(items, <int>n, deadline, ready)
+                if count != -FBP_INTERRUPTED:
+                    break
+                PyErr_CheckSignals()
+        finally:
+            for i in range(n):
+                ring = rings[i]
+                ring.consumer_busy = False
+                ring.producer_busy = False
         return [rings[i] for i in range(n) if ready[i]]
     finally:
         free(items)

@@ -166,6 +166,15 @@ static inline void fbp_cpu_relax(void) {
 #endif
 }
 
+/* Always wakes both sides: close is rare, the peer must never sleep through it, and a
+ * thread of the closing process blocked on the same side must stop waiting too. */
+static inline void fbp_wake_both(fbp_ring_header *h) {
+    atomic_fetch_add_explicit(&h->data_seq, 1, memory_order_seq_cst);
+    fbp_futex_wake(&h->data_seq);
+    atomic_fetch_add_explicit(&h->space_seq, 1, memory_order_seq_cst);
+    fbp_futex_wake(&h->space_seq);
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* segments                                                                              */
 
@@ -329,7 +338,10 @@ static inline void fbp_producer_publish(fbp_producer *p) {
      * other's store, so a sleeping consumer is always woken, and a busy one costs no
      * syscall. */
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&h->consumer_waiting, memory_order_relaxed)) {
+    /* The exchange makes one wake-up per sleep: records committed before the sleeper
+     * runs again find the flag clear and make no system call. */
+    if (atomic_load_explicit(&h->consumer_waiting, memory_order_relaxed) &&
+        atomic_exchange_explicit(&h->consumer_waiting, 0, memory_order_acq_rel)) {
         atomic_fetch_add_explicit(&h->data_seq, 1, memory_order_release);
         fbp_futex_wake(&h->data_seq);
     }
@@ -365,6 +377,11 @@ static inline int fbp_producer_wait_space(fbp_producer *p, uint64_t need, int64_
         if (atomic_load_explicit(&h->consumer_closed, memory_order_acquire)) {
             atomic_store_explicit(&h->producer_waiting, 0, memory_order_relaxed);
             return FBP_BROKEN;
+        }
+        /* another thread of ours closed this side: stop waiting */
+        if (atomic_load_explicit(&h->producer_closed, memory_order_acquire)) {
+            atomic_store_explicit(&h->producer_waiting, 0, memory_order_relaxed);
+            return FBP_CLOSED_HERE;
         }
         if (deadline > 0 && fbp_now_ns() >= deadline) {
             atomic_store_explicit(&h->producer_waiting, 0, memory_order_relaxed);
@@ -423,8 +440,7 @@ static inline int fbp_producer_reserve(fbp_producer *p, uint64_t payload, int64_
         }
         int r = fbp_producer_wait_space(p, need, deadline);
         if (r != FBP_OK) return r;
-        /* the head may not have moved, but waiting could have taken a while; recheck the
-         * wrap decision only if it changed (it cannot: only we move head). */
+        /* `off` is still right after waiting: only this producer moves head. */
         *out = p->data + off + FBP_RECORD_HEADER;
         return FBP_OK;
     }
@@ -449,13 +465,14 @@ static inline void fbp_producer_close(fbp_producer *p) {
     if (p->closed) return;
     p->closed = 1;
     atomic_store_explicit(&h->producer_closed, 1, memory_order_seq_cst);
-    /* always wake: close is rare, and a consumer must never sleep through it */
-    atomic_fetch_add_explicit(&h->data_seq, 1, memory_order_seq_cst);
-    fbp_futex_wake(&h->data_seq);
+    fbp_wake_both(h);
 }
 
 /* ------------------------------------------------------------------------------------ */
 /* consumer                                                                              */
+
+#define FBP_PENDING_RELEASED 1u
+#define FBP_PENDING_PAD 2u
 
 typedef struct {
     fbp_ring_header *hdr;
@@ -466,8 +483,9 @@ typedef struct {
     uint64_t head_cache; /* last head seen; refreshed only when the ring looks empty */
     uint64_t received, received_bytes, released, empty_waits;
     /* Out-of-order release bookkeeping: entry i (delivery index) holds the end position of
-     * the i-th delivered record, with bit 0 set once released (positions are 16-aligned,
-     * so bit 0 is free). first..next are the delivered, not yet passed entries. */
+     * the i-th delivered record, with FBP_PENDING_RELEASED set once released and
+     * FBP_PENDING_PAD for skipped PADs (positions are 16-aligned, so the low bits are
+     * free). first..next are the delivered entries the tail has not passed yet. */
     uint64_t *pending;
     uint64_t pending_mask; /* size - 1, size a power of two */
     uint64_t first, next;
@@ -545,6 +563,10 @@ static inline int fbp_consumer_wait_data(fbp_consumer *c, int64_t deadline) {
             atomic_store_explicit(&h->consumer_waiting, 0, memory_order_relaxed);
             return fbp_consumer_has_data(c) ? FBP_OK : FBP_END_OF_STREAM;
         }
+        if (atomic_load_explicit(&h->consumer_closed, memory_order_acquire)) {
+            atomic_store_explicit(&h->consumer_waiting, 0, memory_order_relaxed);
+            return FBP_CLOSED_HERE;
+        }
         if (deadline > 0 && fbp_now_ns() >= deadline) {
             atomic_store_explicit(&h->consumer_waiting, 0, memory_order_relaxed);
             return FBP_TIMEOUT_EMPTY;
@@ -573,8 +595,12 @@ static inline int fbp_consumer_grow_pending(fbp_consumer *c) {
 /* Moves the shared tail over the released prefix and wakes a sleeping producer. */
 static inline void fbp_consumer_advance(fbp_consumer *c) {
     uint64_t t = c->tail;
-    while (c->first != c->next && (c->pending[c->first & c->pending_mask] & 1)) {
-        t = c->pending[c->first & c->pending_mask] & ~(uint64_t)1;
+    while (c->first != c->next && (c->pending[c->first & c->pending_mask] & FBP_PENDING_RELEASED)) {
+        uint64_t entry = c->pending[c->first & c->pending_mask];
+        t = entry & ~(uint64_t)(FBP_RECORD_ALIGN - 1);
+        /* counted when the tail passes it, not at release(): a record released behind a
+         * held one is delivered again after a consumer crash, and must count once */
+        if (!(entry & FBP_PENDING_PAD)) c->released++;
         c->first++;
     }
     if (t == c->tail) return;
@@ -584,7 +610,8 @@ static inline void fbp_consumer_advance(fbp_consumer *c) {
     /* release: our reads of the freed records happen before the producer may reuse them */
     atomic_store_explicit(&h->tail, t, memory_order_release);
     atomic_thread_fence(memory_order_seq_cst); /* Dekker, as in fbp_producer_publish */
-    if (atomic_load_explicit(&h->producer_waiting, memory_order_relaxed)) {
+    if (atomic_load_explicit(&h->producer_waiting, memory_order_relaxed) &&
+        atomic_exchange_explicit(&h->producer_waiting, 0, memory_order_acq_rel)) {
         atomic_fetch_add_explicit(&h->space_seq, 1, memory_order_release);
         fbp_futex_wake(&h->space_seq);
     }
@@ -604,7 +631,7 @@ static inline int fbp_consumer_take(fbp_consumer *c, const uint8_t **payload, ui
         c->read += size;
         uint64_t i = c->next++;
         if (rec->kind == FBP_KIND_PAD) {
-            c->pending[i & c->pending_mask] = c->read | 1;
+            c->pending[i & c->pending_mask] = c->read | FBP_PENDING_RELEASED | FBP_PENDING_PAD;
             if (i == c->first) fbp_consumer_advance(c);
             continue;
         }
@@ -626,8 +653,7 @@ static inline void fbp_consumer_publish_counts(fbp_consumer *c) {
 }
 
 static inline void fbp_consumer_release(fbp_consumer *c, uint64_t index) {
-    c->pending[index & c->pending_mask] |= 1;
-    c->released++;
+    c->pending[index & c->pending_mask] |= FBP_PENDING_RELEASED;
     if (index == c->first) fbp_consumer_advance(c);
 }
 
@@ -636,8 +662,7 @@ static inline void fbp_consumer_close(fbp_consumer *c) {
     if (c->closed) return;
     c->closed = 1;
     atomic_store_explicit(&h->consumer_closed, 1, memory_order_seq_cst);
-    atomic_fetch_add_explicit(&h->space_seq, 1, memory_order_seq_cst);
-    fbp_futex_wake(&h->space_seq);
+    fbp_wake_both(h);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -663,15 +688,19 @@ typedef struct {
 } fbp_wait_item;
 
 /* Ready means the next call would not block: a consumer has a record or is at end of
- * stream; a producer can place `need` bytes (or start its wrap), or is broken. */
+ * stream; a producer can place `need` bytes (or start its wrap), or is broken; either
+ * side was closed. */
 static inline int fbp_item_ready(fbp_wait_item *it) {
     if (it->consumer) {
         fbp_consumer *c = it->consumer;
         if (fbp_consumer_has_data(c)) return 1;
-        return atomic_load_explicit(&c->hdr->producer_closed, memory_order_acquire) != 0;
+        return atomic_load_explicit(&c->hdr->producer_closed, memory_order_acquire) ||
+               atomic_load_explicit(&c->hdr->consumer_closed, memory_order_acquire);
     }
     fbp_producer *p = it->producer;
-    if (atomic_load_explicit(&p->hdr->consumer_closed, memory_order_acquire)) return 1;
+    if (atomic_load_explicit(&p->hdr->consumer_closed, memory_order_acquire) ||
+        atomic_load_explicit(&p->hdr->producer_closed, memory_order_acquire))
+        return 1;
     uint64_t off = p->head % p->cap;
     uint64_t need = it->need;
     if (off != 0 && need > p->cap - off) need = p->cap - off; /* the PAD can go out now */

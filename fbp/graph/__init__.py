@@ -12,6 +12,7 @@ from fbp.graph.parser import parse
 from fbp.graph.validate import STRUCTURAL_CHECKS, Check, validate
 
 __all__ = [
+    "STRUCTURAL_CHECKS",
     "Check",
     "Connection",
     "Export",
@@ -19,7 +20,6 @@ __all__ = [
     "Location",
     "PortRef",
     "Process",
-    "STRUCTURAL_CHECKS",
     "graph_from_json",
     "load",
     "parse",

@@ -34,6 +34,18 @@ _ORDER = [
 ]
 
 
+_JSON = [
+    "a quoted key",
+    "':'",
+    "',' or '}'",
+    "',' or ']'",
+    "'\"'",
+    "'\"' (control characters must be escaped in JSON strings)",
+    'a JSON escape (\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)',
+    'a closing quote "\'"',
+]
+
+
 def syntax_error(parser: _Parser, statement_start: int) -> GraphError:
     """Build the GraphError for a parse that stopped in the statement at `statement_start`."""
     text = parser.text
@@ -52,15 +64,15 @@ def syntax_error(parser: _Parser, statement_start: int) -> GraphError:
             "indent and separate with spaces (the reference parser rejects tabs too)",
         )
 
-    if parser.unterminated is not None and offset >= len(text):
+    if parser.unterminated is not None and (offset >= len(text) or text[offset] in "\r\n"):
         start, what = parser.unterminated
-        if start >= statement_start:
+        if statement_start <= start <= offset:
             closer = {"string": "'", "JSON string": '"', "JSON object": "}", "JSON array": "]"}
+            hint = f"close it with {closer[what]!r}"
+            if what == "string":
+                hint += "; inside 'text' write a quote as \\'"
             return _error(
-                parser,
-                start,
-                f"unterminated {what}: it opens here and is never closed",
-                f"close it with {closer[what]!r}; inside 'text', write a quote as \\'",
+                parser, start, f"unterminated {what}: it opens here and is never closed", hint
             )
 
     # Whitespace of a JSON IIP may cross line breaks: blame the end of the unfinished line.
@@ -74,15 +86,17 @@ def syntax_error(parser: _Parser, statement_start: int) -> GraphError:
         found = lexer.describe_char(text, offset)
 
     line_before = text[_line_start(text, offset) : offset].rstrip(" ")
-    message = f"unexpected {found}"
     wanted = _wanted(expected)
-    if wanted:
-        message += f"; expected {wanted}"
+    if line_before.endswith("->") and found in ("end of line", "end of file"):
+        wanted = "a target after '->' (INPORT Process)"
+    message = f"expected {wanted}, found {found}" if wanted else f"unexpected {found}"
     return _error(parser, offset, message, _hint(text, offset, line_before, expected, found))
 
 
 def _wanted(expected: set[str]) -> str:
-    useful = [e for e in _ORDER if e in expected]
+    useful = [e for e in _ORDER + _JSON if e in expected]
+    if len(useful) > 1:
+        useful = [e for e in useful if e not in ("','", "end of line")]
     if not useful:
         return ""
     if len(useful) == 1:
@@ -92,6 +106,10 @@ def _wanted(expected: set[str]) -> str:
 
 def _hint(text: str, offset: int, line_before: str, expected: set[str], found: str) -> str:
     word = found.strip("'")
+    if found == "a quote (')":
+        return "an IIP starts its own statement: `'value' -> PORT Process`"
+    if offset > 0 and text[offset - 1] == "'" and found.startswith("'"):
+        return "write a quote inside 'text' as \\' (or use a JSON string \"...\")"
     if line_before.endswith("->"):
         return "a connection needs a target after '->', e.g. `-> IN Process`"
     if word in ("inport=", "outport=", "Inport", "Outport") or line_before.lower() in (
@@ -102,7 +120,7 @@ def _hint(text: str, offset: int, line_before: str, expected: set[str], found: s
         return "exports are written in capitals: INPORT=Process.PORT:NAME (EXPORT= was removed)"
     if line_before.rstrip().endswith("EXPORT") or word.startswith("EXPORT"):
         return "EXPORT= was removed from the language; use INPORT=Process.PORT:NAME or OUTPORT="
-    if "')'" in expected and "metadata (key=value,...)" in expected:
+    if "metadata (key=value,...)" in expected:
         return (
             "metadata is written Name(library/Component:key=value,key=value) with letters, "
             "digits and / _ - . only; no spaces"

@@ -52,8 +52,12 @@ def load(path: str | os.PathLike, *, case_sensitive: bool = False) -> Graph:
             lines = text.splitlines()
             source = lines[exc.lineno - 1] if 0 < exc.lineno <= len(lines) else None
             raise GraphError(
-                f"invalid JSON: {exc.msg}", file=name, line=exc.lineno, col=exc.colno,
-                source_line=source, hint="a JSON graph is what `fbp parse --json` prints",
+                f"invalid JSON: {exc.msg}",
+                file=name,
+                line=exc.lineno,
+                col=exc.colno,
+                source_line=source,
+                hint="a JSON graph is what `fbp parse --json` prints",
             ) from None
         return graph_from_json(data, file=name)
     return parse(text, file=name, case_sensitive=case_sensitive)

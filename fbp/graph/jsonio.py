@@ -84,7 +84,7 @@ def graph_from_json(data: Any, *, file: str = "<string>") -> Graph:
         raise fail("'processes' must be an object mapping process names to {component, metadata}")
     for name, entry in processes.items():
         if not isinstance(entry, dict):
-            raise fail(f"process '{name}' must be an object like {{\"component\": \"lib/Name\"}}")
+            raise fail(f'process \'{name}\' must be an object like {{"component": "lib/Name"}}')
         component = entry.get("component")
         if component is not None and not isinstance(component, str):
             raise fail(f"process '{name}': 'component' must be a string, not {component!r}")
@@ -113,8 +113,10 @@ def graph_from_json(data: Any, *, file: str = "<string>") -> Graph:
         if not isinstance(table, dict):
             raise fail(f"'{key}' must be an object mapping public names to {{process, port}}")
         for name, entry in table.items():
-            if not isinstance(entry, dict) or not isinstance(entry.get("process"), str) or not (
-                isinstance(entry.get("port"), str)
+            if (
+                not isinstance(entry, dict)
+                or not isinstance(entry.get("process"), str)
+                or not (isinstance(entry.get("port"), str))
             ):
                 raise fail(f"{key} '{name}' must be an object with string 'process' and 'port'")
             exports[name] = Export(

@@ -93,7 +93,7 @@ class JsonReader:
             return result, pos + 1
         while True:
             if not self.text.startswith('"', pos):
-                self.expect(pos, "a quoted key" if not result else "a quoted key")
+                self.expect(pos, "a quoted key")
                 if pos >= len(self.text):
                     self.unterminated(start, "JSON object")
                 return FAILED
@@ -169,6 +169,8 @@ class JsonReader:
                 return FAILED
             if ord(char) < 0x20:
                 self.expect(pos, "'\"' (control characters must be escaped in JSON strings)")
+                if char in "\n\r":
+                    self.unterminated(start, "JSON string")
                 return FAILED
             chars.append(char)
             pos += 1

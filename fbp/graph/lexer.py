@@ -83,4 +83,6 @@ def describe_char(text: str, offset: int) -> str:
         return f"'{text[offset:end]}'"
     if char == " ":
         return "a space"
+    if char == "'":
+        return "a quote (')"
     return f"'{char}'"

@@ -17,7 +17,7 @@ from fbp.errors import GraphError
 from fbp.graph import lexer
 from fbp.graph.jsonvalue import FAILED, JsonReader
 from fbp.graph.lexer import SourceText
-from fbp.graph.model import Connection, Export, Graph, Location, PortRef, Process
+from fbp.graph.model import Export, Graph, Location, PortRef, Process
 from fbp.graph.statements import Element, Statement, check_statements
 
 _FLOAT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\Z")
@@ -36,6 +36,7 @@ class _ComponentSpec:
     metadata_items: list[str] | None
     offset: int
     metadata_offset: int = 0
+    end: int = 0
 
 
 @dataclass
@@ -168,7 +169,10 @@ class _Parser:
 
     def export_line(self, pos: int) -> int:
         start = self.spaces(pos)
-        for keyword, exports in (("INPORT=", self.graph.inports), ("OUTPORT=", self.graph.outports)):
+        for keyword, exports in (
+            ("INPORT=", self.graph.inports),
+            ("OUTPORT=", self.graph.outports),
+        ):
             p = self.literal(start, keyword)
             if p < 0:
                 continue
@@ -404,7 +408,7 @@ class _Parser:
                     return p + 1
                 chars.append(text[p])
                 p += 1
-            self.expect(p, "a closing quote \"'\"")
+            self.expect(p, 'a closing quote "\'"')
             self._note_unterminated(pos, "string")
             return -1
         self.expect(pos, "an IIP ('text' or a JSON value)")
@@ -421,21 +425,37 @@ class _Parser:
         if port is None:
             name = self.default_in if self.case_sensitive else self.default_in.lower()
             ref = PortRef(node, name)
-            return Element(kind + "_in", ref=ref, offset=node_offset, explicit_port=False,
-                           node_offset=node_offset)
+            return Element(
+                kind + "_in",
+                ref=ref,
+                offset=node_offset,
+                explicit_port=False,
+                node_offset=node_offset,
+            )
         return Element(
-            kind + "_in", ref=PortRef(node, port.name, port.index), offset=port.offset,
-            explicit_port=True, node_offset=node_offset,
+            kind + "_in",
+            ref=PortRef(node, port.name, port.index),
+            offset=port.offset,
+            explicit_port=True,
+            node_offset=node_offset,
         )
 
     def source_ref(self, node: str, port: _Port | None, node_offset: int, kind: str) -> Element:
         if port is None:
             name = self.default_out if self.case_sensitive else self.default_out.lower()
-            return Element(kind + "_out", ref=PortRef(node, name), offset=node_offset,
-                           explicit_port=False, node_offset=node_offset)
+            return Element(
+                kind + "_out",
+                ref=PortRef(node, name),
+                offset=node_offset,
+                explicit_port=False,
+                node_offset=node_offset,
+            )
         return Element(
-            kind + "_out", ref=PortRef(node, port.name, port.index), offset=node_offset,
-            explicit_port=True, node_offset=node_offset,
+            kind + "_out",
+            ref=PortRef(node, port.name, port.index),
+            offset=node_offset,
+            explicit_port=True,
+            node_offset=node_offset,
         )
 
     # -- names and ports -----------------------------------------------------------------
@@ -447,12 +467,12 @@ class _Parser:
             spec = self.component(p)
             if spec is not None:
                 self.add_node(name, spec, pos)
-                return name, spec_end(spec, self)
+                return name, spec.end
             return name, p
         spec = self.component(pos)
         if spec is None:
             return None, pos
-        return self.add_anonymous_node(spec, pos), spec_end(spec, self)
+        return self.add_anonymous_node(spec, pos), spec.end
 
     def node_with_component(self, pos: int) -> tuple[str | None, int]:
         name, p = self.node_name(pos)
@@ -460,11 +480,11 @@ class _Parser:
             spec = self.component(p)
             if spec is not None:
                 self.add_node(name, spec, pos)
-                return name, spec_end(spec, self)
+                return name, spec.end
         spec = self.component(pos)
         if spec is None:
             return None, pos
-        return self.add_anonymous_node(spec, pos), spec_end(spec, self)
+        return self.add_anonymous_node(spec, pos), spec.end
 
     def node_name(self, pos: int) -> tuple[str | None, int]:
         text = self.text
@@ -506,9 +526,7 @@ class _Parser:
             if items is not None:
                 self.expect(p, "metadata (key=value,...)")
             return None
-        spec = _ComponentSpec(component, items, pos, metadata_offset)
-        spec.end = p + 1  # type: ignore[attr-defined]
-        return spec
+        return _ComponentSpec(component, items, pos, metadata_offset, p + 1)
 
     def port_name(self, pos: int) -> tuple[str | None, int]:
         text = self.text
@@ -572,11 +590,7 @@ class _Parser:
         seen = self.declared.setdefault(f"{name}@{offset}", location)
         first_time_here = seen is location
         if spec.component:
-            if (
-                first_time_here
-                and process.component
-                and process.component != spec.component
-            ):
+            if first_time_here and process.component and process.component != spec.component:
                 graph.problems.append(
                     graph.error(
                         f"process '{name}' is declared as '{spec.component}' here but as "
@@ -654,10 +668,6 @@ class _Parser:
                 )
             )
         return None
-
-
-def spec_end(spec: _ComponentSpec, parser: _Parser) -> int:
-    return spec.end  # type: ignore[attr-defined]
 
 
 def _show_metadata(metadata: dict[str, Any]) -> str:

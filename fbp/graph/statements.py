@@ -67,7 +67,7 @@ def check_statements(parser: _Parser) -> None:
                     tgt=target.ref,
                     data=source.data,
                     location=parser.location(source.offset),
-                    target_location=parser.location(target.offset),
+                    target_location=parser.location(target.node_offset),
                 )
             )
             i += 1

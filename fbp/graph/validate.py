@@ -33,22 +33,26 @@ def processes_have_components(graph: Graph) -> Iterable[GraphError]:
             )
 
 
-def _undefined(graph: Graph, name: str, role: str, location: Location | None) -> GraphError:
+def _undefined(graph: Graph, name: str, message: str, location: Location | None) -> GraphError:
     close = difflib.get_close_matches(name, list(graph.processes), n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
     hint += f"declare it with its component where it is first used: `{name}(library/Component)`"
-    return graph.error(f"{role} process '{name}' is not defined", location, hint=hint)
+    return graph.error(message, location, hint=hint)
 
 
 def connections_use_defined_processes(graph: Graph) -> Iterable[GraphError]:
     """Both ends of every connection (and every IIP's target) are declared processes."""
     for connection in graph.connections:
         if connection.src is not None and connection.src.process not in graph.processes:
-            yield _undefined(graph, connection.src.process, "source", connection.location)
+            name = connection.src.process
+            yield _undefined(
+                graph, name, f"source process '{name}' is not defined", connection.location
+            )
         if connection.tgt.process not in graph.processes:
             where = connection.target_location or connection.location
             role = "IIP target" if connection.src is None else "target"
-            yield _undefined(graph, connection.tgt.process, role, where)
+            name = connection.tgt.process
+            yield _undefined(graph, name, f"{role} process '{name}' is not defined", where)
 
 
 def exports_use_defined_processes(graph: Graph) -> Iterable[GraphError]:
@@ -56,7 +60,11 @@ def exports_use_defined_processes(graph: Graph) -> Iterable[GraphError]:
     for kind, exports in (("INPORT", graph.inports), ("OUTPORT", graph.outports)):
         for export in exports.values():
             if export.process not in graph.processes:
-                yield _undefined(graph, export.process, f"{kind} '{export.name}'", export.location)
+                message = (
+                    f"{kind} '{export.name}' exports port {export.port} of process "
+                    f"'{export.process}', which is not defined"
+                )
+                yield _undefined(graph, export.process, message, export.location)
 
 
 STRUCTURAL_CHECKS: tuple[Check, ...] = (

@@ -11,7 +11,6 @@ import json
 import math
 from typing import Any
 
-from fbp.errors import GraphError
 from fbp.graph import lexer
 from fbp.graph.model import Graph, Location, PortRef
 
@@ -51,7 +50,18 @@ def graph_to_fbp(graph: Graph) -> str:
     for connection in graph.connections:
         target = f"{_port(graph, connection.tgt)} {connection.tgt.process}"
         if connection.src is None:
-            lines.append(f"{_iip(graph, connection.data, connection.location)} -> {target}")
+            if connection.data is None or isinstance(connection.data, bool):
+                # The grammar reads `true -> IN A` as a process named "true", so a bare
+                # true/false/null IIP has no .fbp spelling (the reference has none either).
+                raise graph.error(
+                    f"IIP {json.dumps(connection.data)} -> {target} cannot be written in .fbp: "
+                    f"the language reads `{json.dumps(connection.data)} ->` as a process name",
+                    connection.location,
+                    hint="send 'true'/'false' as text (the port type converts it), wrap it "
+                    "as [true], or keep this graph as JSON",
+                )
+            value = _iip(graph, connection.data, connection.location)
+            lines.append(f"{value} -> {target}")
         else:
             src = connection.src
             lines.append(f"{src.process} {_port(graph, src)} -> {target}")
@@ -69,8 +79,7 @@ def _annotation(graph: Graph, key: str, value: Any) -> str:
         or any(c in lexer.NEWLINES for c in value)
     ):
         raise graph.error(
-            f"graph property {key!r}={value!r} cannot be written as a `# @{key} value` "
-            "annotation",
+            f"graph property {key!r}={value!r} cannot be written as a `# @{key} value` annotation",
             None,
             hint="annotations hold one line of text; keep such graphs as JSON",
         )
@@ -97,8 +106,7 @@ def _metadata(graph: Graph, process) -> str:
             or not key
         ):
             raise graph.error(
-                f"metadata {key!r}={value!r} of process '{process.name}' cannot be written in "
-                ".fbp",
+                f"metadata {key!r}={value!r} of process '{process.name}' cannot be written in .fbp",
                 process.location,
                 hint="metadata keys and values use letters, digits and / _ - . only",
             )

@@ -16,7 +16,7 @@ import time
 import zlib
 
 from fbp.errors import BrokenConnection, EndOfStream, RingEmpty, RingFull
-from fbp.ring import Ring, RecordKind
+from fbp.ring import RecordKind, Ring
 
 # Stress record: sequence number, body length, crc32 of the body; then the body.
 STRESS_HEADER = struct.Struct("<QII")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
 import time
 
 import numpy as np
@@ -111,10 +112,9 @@ def test_reserve_writes_in_place_and_commits_on_exit(make_ring):
 
 def test_reserve_abandons_on_exception(make_ring):
     producer, consumer = pair(make_ring())
-    with pytest.raises(ZeroDivisionError):
-        with producer.reserve(16) as buf:
-            buf[:] = b"0123456789abcdef"
-            1 / 0
+    with pytest.raises(RuntimeError, match="writer failed"), producer.reserve(16) as buf:
+        buf[:] = b"0123456789abcdef"
+        raise RuntimeError("writer failed")
     producer.send(b"after")
     assert bytes(consumer.recv(timeout=1)) == b"after"
     with pytest.raises(RingEmpty):
@@ -359,3 +359,27 @@ def test_records_outlive_their_ring_handle(make_ring):
     del consumer
     gc.collect()
     assert bytes(rec) == b"kept"
+
+
+def test_a_second_thread_is_refused_while_one_waits_and_close_stops_the_wait(make_ring):
+    producer, consumer = pair(make_ring())
+    outcome = []
+
+    def wait_for_a_record():
+        try:
+            consumer.recv(timeout=10)
+        except Exception as exc:  # noqa: BLE001 - the type is what we check
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=wait_for_a_record)
+    waiter.start()
+    time.sleep(0.2)
+    with pytest.raises(FBPError, match="another thread is blocked in this consumer handle"):
+        consumer.recv(timeout=0)
+    start = time.monotonic()
+    consumer.close()  # the one call allowed from another thread: it ends the wait
+    waiter.join(5)
+    assert not waiter.is_alive() and time.monotonic() - start < 2
+    assert len(outcome) == 1 and isinstance(outcome[0], ClosedPort)
+    with pytest.raises(BrokenConnection):
+        producer.send(b"x")
