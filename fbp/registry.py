@@ -120,10 +120,11 @@ class Registry:
         sources = self._discover()
         if library not in sources:
             close = difflib.get_close_matches(library, list(sources), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ComponentError(
-                f"no component library '{library}'{hint} Libraries: {', '.join(sorted(sources))}. "
-                "Add a folder with your .py files with --path DIR or FBP_PATH"
+                f"no component library '{library}'{hint}; libraries found: "
+                f"{', '.join(sorted(sources))}. A folder of your own .py files is added with "
+                "--path DIR or FBP_PATH"
             )
         how, where = sources[library]
         module = self._load_module(library, how, where)
