@@ -134,8 +134,10 @@ class Supervisor:
     def _launch(self, instance: Instance) -> None:
         control_read, control_write = os.pipe()
         instance.spec["control_fd"] = control_write
+        # -P: never put the current directory on sys.path (a source checkout there would
+        # shadow the installed package).
         popen = subprocess.Popen(
-            [sys.executable, "-m", "fbp.runtime.child"],
+            [sys.executable, "-P", "-m", "fbp.runtime.child"],
             stdin=subprocess.PIPE,
             stderr=subprocess.PIPE,
             pass_fds=(control_write,),
