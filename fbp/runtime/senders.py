@@ -55,10 +55,24 @@ class RingDestination(Destination):
         self.rings = list(rings)
         self.on_broken = on_broken
         self.alive = bool(self.rings)
+        self._turn = 0
 
     def _least_loaded(self) -> Ring:
-        # Stats come from the ring header: no bookkeeping on the hot path.
-        return min(self.rings, key=lambda ring: ring.raw_stats()["fill_bytes"])
+        # Fill levels come from the ring headers: no bookkeeping on the hot path. The scan
+        # starts one ring further each time, so equally loaded (e.g. idle) workers take
+        # turns instead of the first one getting everything.
+        rings = self.rings
+        count = len(rings)
+        self._turn = start = (self._turn + 1) % count
+        best, best_fill = rings[start], None
+        for step in range(count):
+            ring = rings[(start + step) % count]
+            fill = ring.raw_stats()["fill_bytes"]
+            if fill == 0:
+                return ring
+            if best_fill is None or fill < best_fill:
+                best, best_fill = ring, fill
+        return best
 
     def _broken(self, ring: Ring) -> None:
         self.rings.remove(ring)

@@ -308,3 +308,24 @@ def test_every_graph_with_implemented_components_runs(run_fbp):
         assert result.returncode == 0, f"{graph}: {result.stderr}"
         ran.append(graph.name)
     assert "count.fbp" in ran
+
+
+def test_fbp_check_reports_component_and_type_problems(run_fbp, graph_file):
+    graph = graph_file("""'3' -> COUNT S(core/Sequence)
+S OUT -> IN B(core/Batch)
+'-' -> SIZE B
+B OUT[1] -> IN O(core/Output)
+""")
+    result = run_fbp("check", graph)
+    assert result.returncode == 1
+    assert f"{graph}:3:" in result.stderr and "expected an integer" in result.stderr
+    assert f"{graph}:4:" in result.stderr and "B.OUT is not an array port" in result.stderr
+    assert run_fbp("check", GRAPHS / "count.fbp").returncode == 0
+
+
+def test_bad_workers_metadata_is_reported_at_the_process(run_fbp, graph_file):
+    graph = graph_file("""'3' -> COUNT S(core/Sequence) OUT -> IN R(core/Repeat:workers=many)
+""")
+    result = run_fbp("run", graph)
+    assert result.returncode == 1
+    assert "workers='many' must be a whole number from 1 to 256" in result.stderr
