@@ -32,7 +32,7 @@ import numpy
 from fbp.errors import PortTypeError
 from fbp.packet import Packet
 
-__all__ = ["ArrayLayout", "HEADER", "decode", "encode", "encode_value"]
+__all__ = ["HEADER", "ArrayLayout", "decode", "encode", "encode_value"]
 
 HEADER = struct.Struct("<BBHIqd")
 HEADER_BYTES = HEADER.size
@@ -86,9 +86,7 @@ def _unpack(buffer: Any) -> Any:
 
 
 def _header(kind: int, ndim: int, dtype_len: int, meta: bytes, seq: Any, ts: Any) -> bytes:
-    return HEADER.pack(
-        kind, ndim, dtype_len, len(meta), NO_SEQ if seq is None else seq, ts or 0.0
-    )
+    return HEADER.pack(kind, ndim, dtype_len, len(meta), NO_SEQ if seq is None else seq, ts or 0.0)
 
 
 class ArrayLayout:
@@ -100,10 +98,16 @@ class ArrayLayout:
         data_offset: where the array data starts (a multiple of 64).
     """
 
-    __slots__ = ("head", "nbytes", "data_offset", "dtype", "shape", "count")
+    __slots__ = ("count", "data_offset", "dtype", "head", "nbytes", "shape")
 
-    def __init__(self, shape: tuple, dtype: Any, seq: int | None = None,
-                 timestamp: float | None = None, meta: dict | None = None) -> None:
+    def __init__(
+        self,
+        shape: tuple,
+        dtype: Any,
+        seq: int | None = None,
+        timestamp: float | None = None,
+        meta: dict | None = None,
+    ) -> None:
         self.dtype = numpy.dtype(dtype)
         if self.dtype.hasobject:
             raise PortTypeError(f"arrays of dtype {self.dtype} cannot be sent (object references)")
@@ -127,8 +131,9 @@ class ArrayLayout:
         return numpy.frombuffer(slot, self.dtype, self.count, self.data_offset).reshape(self.shape)
 
 
-def encode_value(value: Any, seq: int | None = None, timestamp: float | None = None,
-                 meta: dict | None = None) -> bytes | ArrayLayout:
+def encode_value(
+    value: Any, seq: int | None = None, timestamp: float | None = None, meta: dict | None = None
+) -> bytes | ArrayLayout:
     """Encode a non-array value as one record's bytes; for arrays return their ArrayLayout.
 
     Raises:

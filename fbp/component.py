@@ -40,12 +40,12 @@ from fbp.types import Any as AnyValue
 from fbp.types import PortType, Record
 
 __all__ = [
+    "ERROR_PORT",
+    "REQUIRED",
     "Component",
     "ComponentSpec",
-    "ERROR_PORT",
     "InPort",
     "OutPort",
-    "REQUIRED",
     "component",
     "spec_of",
 ]
@@ -135,9 +135,7 @@ class OutPort:
     def __post_init__(self) -> None:
         _check_port_name(self.name)
         if not isinstance(self.type, PortType):
-            raise ComponentError(
-                f"outport {self.name}: type {self.type!r} is not a fbp.types type"
-            )
+            raise ComponentError(f"outport {self.name}: type {self.type!r} is not a fbp.types type")
 
     def describe(self) -> dict:
         """JSON-able description for `fbp components --json`."""
@@ -261,10 +259,9 @@ def _check_ports(owner: str, inports: Iterable, outports: Iterable) -> tuple[tup
             )
     if any(p.name == ERROR_PORT for p in outports):
         raise ComponentError(f"{owner}: ERROR is added to every component; do not declare it")
-    names = [p.name.lower() for p in inports] + [p.name.lower() for p in outports]
-    if len(set(n for n in names[: len(inports)])) != len(inports) or len(
-        set(names[len(inports) :])
-    ) != len(outports):
+    in_names = {p.name.lower() for p in inports}
+    out_names = {p.name.lower() for p in outports}
+    if len(in_names) != len(inports) or len(out_names) != len(outports):
         raise ComponentError(
             f"{owner}: port names must be unique ignoring case, got "
             f"{[p.name for p in inports]} / {[p.name for p in outports]}"
@@ -408,11 +405,7 @@ def component(
             if inports is not None
             else (() if is_source else (InPort("IN", AnyValue, "packets to process"),))
         )
-        outs = (
-            tuple(outports)
-            if outports is not None
-            else (OutPort("OUT", AnyValue, "results"),)
-        )
+        outs = tuple(outports) if outports is not None else (OutPort("OUT", AnyValue, "results"),)
         label = name or fn.__name__
         ins, outs = _check_ports(label, ins, outs)
         streams = [p for p in ins if not p.config]

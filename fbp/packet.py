@@ -35,7 +35,7 @@ class Packet:
         kind: DATA, or OPEN/CLOSE for substream brackets.
     """
 
-    __slots__ = ("value", "seq", "timestamp", "meta", "kind", "port", "index")
+    __slots__ = ("index", "kind", "meta", "port", "seq", "timestamp", "value")
 
     def __init__(
         self,

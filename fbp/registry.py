@@ -135,8 +135,7 @@ class Registry:
                 continue
             origin_module = spec.origin.rsplit(".", 1)[0]
             if not (
-                origin_module == module.__name__
-                or origin_module.startswith(module.__name__ + ".")
+                origin_module == module.__name__ or origin_module.startswith(module.__name__ + ".")
             ):
                 continue  # imported from elsewhere, belongs to its own library
             if spec.library is None:
@@ -152,9 +151,7 @@ class Registry:
             ComponentError: malformed name, unknown library or component (with suggestions).
         """
         if not isinstance(name, str) or name.count("/") != 1:
-            raise ComponentError(
-                f"component name {name!r} must be library/Name, e.g. core/Repeat"
-            )
+            raise ComponentError(f"component name {name!r} must be library/Name, e.g. core/Repeat")
         library, component = name.split("/")
         specs = self.library(library)
         if component not in specs:

@@ -83,9 +83,7 @@ class PortType:
             PortTypeError: the value does not fit this type.
         """
         if not self._fits(value):
-            raise PortTypeError(
-                f"expected {self}, got {type(value).__name__} {_short(value)}"
-            )
+            raise PortTypeError(f"expected {self}, got {type(value).__name__} {_short(value)}")
 
     def _fits(self, value: Value) -> bool:
         return True
@@ -139,9 +137,7 @@ class IntType(PortType):
                 number = math.nan
             if math.isfinite(number) and number.is_integer():
                 return int(number)
-        raise PortTypeError(
-            f"expected an integer (Int) such as '42' or '-1', got {_short(value)}"
-        )
+        raise PortTypeError(f"expected an integer (Int) such as '42' or '-1', got {_short(value)}")
 
     def _fits(self, value: Value) -> bool:
         return isinstance(value, (int, numpy.integer)) and not isinstance(value, bool)
@@ -165,7 +161,9 @@ class FloatType(PortType):
                 return float(value.strip().replace("_", ""))
             except ValueError:
                 pass
-        raise PortTypeError(f"expected a number (Float) such as '2.5' or '1e3', got {_short(value)}")
+        raise PortTypeError(
+            f"expected a number (Float) such as '2.5' or '1e3', got {_short(value)}"
+        )
 
     def _fits(self, value: Value) -> bool:
         return isinstance(value, (int, float, numpy.integer, numpy.floating)) and not isinstance(
@@ -287,9 +285,7 @@ class Record(PortType):
             return
         missing = [key for key in self.schema if key not in value]
         if missing:
-            raise PortTypeError(
-                f"{self}: missing key(s) {', '.join(missing)} in {_short(value)}"
-            )
+            raise PortTypeError(f"{self}: missing key(s) {', '.join(missing)} in {_short(value)}")
         for key, kind in self.schema.items():
             try:
                 if convert:
@@ -333,8 +329,12 @@ class Array(PortType):
     def name(self) -> str:  # type: ignore[override]
         parts = [str(self.dtype) if self.dtype is not None else "*"]
         if self.shape is not None:
-            parts.append("shape=(" + ", ".join("*" if s is None else str(s) for s in self.shape)
-                         + ("," if len(self.shape) == 1 else "") + ")")
+            parts.append(
+                "shape=("
+                + ", ".join("*" if s is None else str(s) for s in self.shape)
+                + ("," if len(self.shape) == 1 else "")
+                + ")"
+            )
         elif self.ndim is not None:
             parts.append(f"ndim={self.ndim}")
         return f"Array({', '.join(parts)})"

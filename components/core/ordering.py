@@ -23,8 +23,7 @@ class OrderedMerge(Component):
     inports = [
         InPort("IN", Any, "packets with seq, from any number of connections", array=True),
         InPort("START", Int, "the first seq expected", default=0),
-        InPort("WINDOW", Int, "most packets held while waiting for a missing seq",
-               default=100000),
+        InPort("WINDOW", Int, "most packets held while waiting for a missing seq", default=100000),
     ]
     outports = [OutPort("OUT", Any, "the packets in seq order, each seq once")]
 
@@ -71,5 +70,8 @@ class OrderedMerge(Component):
             self.out.OUT.send_packet(packet)
             self.expected = seq + 1
         if self.duplicates or self.skipped:
-            self.log.warning("dropped %d duplicate seq(s); %d seq(s) never arrived",
-                             self.duplicates, self.skipped)
+            self.log.warning(
+                "dropped %d duplicate seq(s); %d seq(s) never arrived",
+                self.duplicates,
+                self.skipped,
+            )

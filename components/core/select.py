@@ -9,9 +9,23 @@ from fbp.packet import Packet
 from fbp.types import Any, Str
 
 _NAMES = {
-    "abs": abs, "min": min, "max": max, "len": len, "round": round, "int": int,
-    "float": float, "str": str, "bool": bool, "sum": sum, "any": any, "all": all,
-    "isinstance": isinstance, "math": math, "True": True, "False": False, "None": None,
+    "abs": abs,
+    "min": min,
+    "max": max,
+    "len": len,
+    "round": round,
+    "int": int,
+    "float": float,
+    "str": str,
+    "bool": bool,
+    "sum": sum,
+    "any": any,
+    "all": all,
+    "isinstance": isinstance,
+    "math": math,
+    "True": True,
+    "False": False,
+    "None": None,
 }
 
 
@@ -37,13 +51,14 @@ class Filter(Component):
         try:
             self.code = compile(expression, "<Filter EXPRESSION>", "eval")
         except SyntaxError as exc:
-            raise ValueError(f"Filter EXPRESSION {expression!r} is not a Python expression: "
-                             f"{exc.msg}") from None
+            raise ValueError(
+                f"Filter EXPRESSION {expression!r} is not a Python expression: {exc.msg}"
+            ) from None
         self.names = {"__builtins__": {}, **_NAMES}
 
     def process(self, packet: Packet) -> None:
         scope = {"value": packet.value, "seq": packet.seq, "meta": packet.meta or {}}
-        if eval(self.code, self.names, scope):  # noqa: S307 - the user's own graph
+        if eval(self.code, self.names, scope):
             self.out.OUT.send_packet(packet)
         else:
             self.out.REJECTED.send_packet(packet)

@@ -18,8 +18,9 @@ class Throttle(Component):
 
     inports = [
         InPort("IN", Any, "packets to pace"),
-        InPort("RATE", Float, "maximum packets per second; 0 passes at full speed",
-               default=10000.0),
+        InPort(
+            "RATE", Float, "maximum packets per second; 0 passes at full speed", default=10000.0
+        ),
     ]
     outports = [OutPort("OUT", Any, "the same packets, paced")]
 

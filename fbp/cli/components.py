@@ -27,8 +27,13 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", help="a component (lib/Name) or a library (lib)")
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--path", action="append", default=[], metavar="DIR",
-                        help="folder with your own component libraries (also FBP_PATH)")
+    parser.add_argument(
+        "--path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="folder with your own component libraries (also FBP_PATH)",
+    )
 
 
 def _port_line(port, inport: bool) -> str:
@@ -38,7 +43,7 @@ def _port_line(port, inport: bool) -> str:
     if inport and port.config:
         flags.append("required" if port.required else f"default {port.default!r}")
     extra = f" [{', '.join(flags)}]" if flags else ""
-    text = f"    {port.name:<12} {str(port.type):<24}{extra}"
+    text = f"    {port.name:<12} {port.type!s:<24}{extra}"
     if port.description:
         text += f"\n        {port.description}"
     return text

@@ -32,17 +32,30 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="the graph: .fbp or reference JSON")
     parser.add_argument(
-        "--set", action="append", default=[], metavar="PROC.PORT=VALUE",
+        "--set",
+        action="append",
+        default=[],
+        metavar="PROC.PORT=VALUE",
         help="give PROC's inport PORT this IIP (replaces one in the file); repeatable",
     )
-    parser.add_argument("--quiet", "-q", action="store_true",
-                        help="print only what components print (and failures)")
-    parser.add_argument("--timeout", type=float, default=None, metavar="S",
-                        help="stop the sources after S seconds and exit 124")
-    parser.add_argument("--path", action="append", default=[], metavar="DIR",
-                        help="folder with your own component libraries (also FBP_PATH)")
-    parser.add_argument("--no-status", action="store_true",
-                        help="no live table even on a terminal")
+    parser.add_argument(
+        "--quiet", "-q", action="store_true", help="print only what components print (and failures)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="stop the sources after S seconds and exit 124",
+    )
+    parser.add_argument(
+        "--path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="folder with your own component libraries (also FBP_PATH)",
+    )
+    parser.add_argument("--no-status", action="store_true", help="no live table even on a terminal")
 
 
 def apply_sets(graph, sets: list[str]) -> None:
@@ -59,19 +72,27 @@ def apply_sets(graph, sets: list[str]) -> None:
         process, dot, port = target.rpartition(".")
         if not sep or not dot or not process or not port:
             raise GraphError(
-                f"--set {text!r} must look like PROC.PORT=VALUE", file="<--set>", line=number,
+                f"--set {text!r} must look like PROC.PORT=VALUE",
+                file="<--set>",
+                line=number,
                 hint="e.g. --set Seq.COUNT=10",
             )
         if process not in graph.processes:
             raise GraphError(
                 f"--set {text!r}: the graph has no process {process!r} "
-                f"(processes: {', '.join(graph.processes)})", file="<--set>", line=number,
+                f"(processes: {', '.join(graph.processes)})",
+                file="<--set>",
+                line=number,
             )
         key = port if graph.case_sensitive else port.lower()
         graph.connections = [
-            c for c in graph.connections
-            if not (c.src is None and c.tgt.process == process
-                    and (c.tgt.port == key or c.tgt.port.lower() == port.lower()))
+            c
+            for c in graph.connections
+            if not (
+                c.src is None
+                and c.tgt.process == process
+                and (c.tgt.port == key or c.tgt.port.lower() == port.lower())
+            )
         ]
         graph.connections.append(Connection(None, PortRef(process, key), value, {}, where))
 
@@ -90,22 +111,19 @@ def run(args: argparse.Namespace) -> int:
         plan = make_plan(graph, registry)
     except ExceptionGroup as group:
         for problem in group.exceptions:
-            print(problem.format() if isinstance(problem, GraphError) else problem,
-                  file=sys.stderr)
-        print(f"fbp run: {len(group.exceptions)} problem(s); nothing was started",
-              file=sys.stderr)
+            print(problem.format() if isinstance(problem, GraphError) else problem, file=sys.stderr)
+        print(f"fbp run: {len(group.exceptions)} problem(s); nothing was started", file=sys.stderr)
         return 1
-    live = (not args.quiet and not args.no_status and sys.stdout.isatty()
-            and sys.stderr.isatty())
+    live = not args.quiet and not args.no_status and sys.stdout.isatty() and sys.stderr.isatty()
     display = LiveDisplay() if live else None
     log = None if args.quiet else (display.log if display else PlainLog())
-    supervisor = Supervisor(plan, paths=args.path, log=log, display=display,
-                            timeout=args.timeout)
+    supervisor = Supervisor(plan, paths=args.path, log=log, display=display, timeout=args.timeout)
     status = supervisor.run()
     console = stderr_console()
     if not args.quiet:
         console.print(supervisor.summary())
     if status != 0:
-        console.print(f"fbp run: exit status {status}:\n{supervisor.failure_report()}",
-                      markup=False)
+        console.print(
+            f"fbp run: exit status {status}:\n{supervisor.failure_report()}", markup=False
+        )
     return status

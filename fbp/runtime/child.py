@@ -152,17 +152,27 @@ def run(spec: dict, control: Control) -> int:
     def on_error(packet, exc, text) -> None:
         reports["n"] += 1
         full = reports["n"] <= FULL_REPORTS
-        control.send({
-            "t": "error",
-            "seq": packet.seq,
-            "port": packet.port,
-            "error": f"{type(exc).__name__}: {exc}",
-            "traceback": text if full else "",
-        })
+        control.send(
+            {
+                "t": "error",
+                "seq": packet.seq,
+                "port": packet.port,
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": text if full else "",
+            }
+        )
 
     receiver = Receiver(inputs, initial)
-    executor = Executor(component, name, config, receiver, senders, on_error=on_error,
-                        should_stop=stop, logger=logger)
+    executor = Executor(
+        component,
+        name,
+        config,
+        receiver,
+        senders,
+        on_error=on_error,
+        should_stop=stop,
+        logger=logger,
+    )
     control.send({"t": "state", "state": "running"})
     executor.run()
     receiver.close()
@@ -185,11 +195,13 @@ def main() -> int:
     try:
         return run(spec, control)
     except BaseException as exc:  # noqa: BLE001 - report every way of dying
-        control.send({
-            "t": "fatal",
-            "error": f"{type(exc).__name__}: {exc}",
-            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-        })
+        control.send(
+            {
+                "t": "fatal",
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+            }
+        )
         return 1
     finally:
         sys.stdout.flush()

@@ -22,8 +22,13 @@ class LiveDisplay:
 
     def __init__(self) -> None:
         self.console = stderr_console()
-        self.live = Live(console=self.console, refresh_per_second=4, transient=True,
-                         redirect_stdout=False, redirect_stderr=False)
+        self.live = Live(
+            console=self.console,
+            refresh_per_second=4,
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
         self.live.start()
 
     def update(self, board: StatusBoard) -> None:

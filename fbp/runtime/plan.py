@@ -23,8 +23,15 @@ from fbp.component import ComponentSpec, InPort, OutPort
 from fbp.errors import ComponentError, GraphError, PortTypeError
 from fbp.graph import Graph, Location, PortRef
 
-__all__ = ["DEFAULT_CAPACITY", "Plan", "PlannedConnection", "PlannedProcess", "component_checks",
-           "make_plan", "parse_size"]
+__all__ = [
+    "DEFAULT_CAPACITY",
+    "Plan",
+    "PlannedConnection",
+    "PlannedProcess",
+    "component_checks",
+    "make_plan",
+    "parse_size",
+]
 
 DEFAULT_CAPACITY = 16 * 1024 * 1024
 MAX_WORKERS = 256
@@ -135,8 +142,11 @@ def analyse(graph: Graph, registry) -> tuple[Plan, list[GraphError]]:
         try:
             spec = registry.get(process.component)
         except ComponentError as exc:
-            problems.append(graph.error(str(exc), process.location,
-                                        hint="`fbp components` lists every component found"))
+            problems.append(
+                graph.error(
+                    str(exc), process.location, hint="`fbp components` lists every component found"
+                )
+            )
             continue
         planned = PlannedProcess(process.name, spec, location=process.location)
         workers, problem = _metadata_int(graph, process, "workers", 1, MAX_WORKERS)
@@ -163,11 +173,13 @@ def analyse(graph: Graph, registry) -> tuple[Plan, list[GraphError]]:
             return None
         index = ref.index
         if index is not None and not port.array:
-            problems.append(graph.error(
-                f"{planned.name}.{port.name} is not an array port, so it takes no index [{index}]",
-                location,
-                hint=f"write {port.name} without [{index}]",
-            ))
+            problems.append(
+                graph.error(
+                    f"{planned.name}.{port.name} is not an array port, so it takes no index [{index}]",
+                    location,
+                    hint=f"write {port.name} without [{index}]",
+                )
+            )
             return None
         if port.array and index is None:
             key = (planned.name, direction, port.name)
@@ -190,12 +202,14 @@ def analyse(graph: Graph, registry) -> tuple[Plan, list[GraphError]]:
             try:
                 port.type.convert(connection.data)
             except PortTypeError as exc:
-                problems.append(graph.error(
-                    f"IIP {connection.data!r} -> {ref.port} {ref.process}: {exc}",
-                    where,
-                    hint=f"{planned.spec.full_name}.{port.name} takes {port.type}"
-                    + (f": {port.description}" if port.description else ""),
-                ))
+                problems.append(
+                    graph.error(
+                        f"IIP {connection.data!r} -> {ref.port} {ref.process}: {exc}",
+                        where,
+                        hint=f"{planned.spec.full_name}.{port.name} takes {port.type}"
+                        + (f": {port.description}" if port.description else ""),
+                    )
+                )
                 continue
             if port.config:
                 planned.config[port.name] = connection.data
@@ -209,28 +223,34 @@ def analyse(graph: Graph, registry) -> tuple[Plan, list[GraphError]]:
         if not tgt_port.type.accepts(src_port.type):
             src_spec = processes[src.process].spec.full_name
             tgt_spec = processes[tgt.process].spec.full_name
-            problems.append(graph.error(
-                f"type mismatch: {src} ({src_spec}) sends {src_port.type}, but {tgt} "
-                f"({tgt_spec}) accepts {tgt_port.type}",
-                where,
-                hint="connect ports whose types match, or put a converting component between",
-            ))
+            problems.append(
+                graph.error(
+                    f"type mismatch: {src} ({src_spec}) sends {src_port.type}, but {tgt} "
+                    f"({tgt_spec}) accepts {tgt_port.type}",
+                    where,
+                    hint="connect ports whose types match, or put a converting component between",
+                )
+            )
             continue
         connections.append(PlannedConnection(number, src, tgt, src_port, tgt_port, where))
 
     connected_inputs = {(c.tgt.process, c.tgt.port) for c in connections}
     for planned in processes.values():
         for port in planned.spec.config_inports:
-            if port.required and port.name not in planned.config and (
-                (planned.name, port.name) not in connected_inputs
+            if (
+                port.required
+                and port.name not in planned.config
+                and ((planned.name, port.name) not in connected_inputs)
             ):
-                problems.append(graph.error(
-                    f"process '{planned.name}' ({planned.spec.full_name}): config port "
-                    f"{port.name} ({port.type}) needs a value",
-                    planned.location,
-                    hint=f"give it an IIP, e.g. 'VALUE' -> {port.name} {planned.name}"
-                    + (f" ({port.description})" if port.description else ""),
-                ))
+                problems.append(
+                    graph.error(
+                        f"process '{planned.name}' ({planned.spec.full_name}): config port "
+                        f"{port.name} ({port.type}) needs a value",
+                        planned.location,
+                        hint=f"give it an IIP, e.g. 'VALUE' -> {port.name} {planned.name}"
+                        + (f" ({port.description})" if port.description else ""),
+                    )
+                )
     return Plan(graph, processes, connections), problems
 
 

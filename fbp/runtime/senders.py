@@ -191,8 +191,14 @@ class Sender:
         Raises:
             PortTypeError: the value cannot be encoded.
         """
-        self.send(packet.value, seq=packet.seq, meta=packet.meta, index=index,
-                  timestamp=packet.timestamp, kind=packet.kind)
+        self.send(
+            packet.value,
+            seq=packet.seq,
+            meta=packet.meta,
+            index=index,
+            timestamp=packet.timestamp,
+            kind=packet.kind,
+        )
 
     def open_bracket(self, data: Any = None, index: int | None = None) -> None:
         """Begin a substream (e.g. one detector run) on this port."""
@@ -249,9 +255,7 @@ class Senders:
         try:
             return self._senders[name]
         except KeyError:
-            raise KeyError(
-                f"no outport {name!r}; outports: {', '.join(self._senders)}"
-            ) from None
+            raise KeyError(f"no outport {name!r}; outports: {', '.join(self._senders)}") from None
 
     def __getattr__(self, name: str) -> Sender:
         if name.startswith("_"):

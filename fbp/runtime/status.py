@@ -119,10 +119,13 @@ def _count(value: float) -> str:
 
 def render_tables(board: StatusBoard, final: bool = False) -> Table:
     """A rich table of processes, and one of connections, in one grid."""
-    processes = Table(title="processes" if not final else "fbp run summary: processes",
-                      title_justify="left")
+    processes = Table(
+        title="processes" if not final else "fbp run summary: processes", title_justify="left"
+    )
     for column in ("process", "component", "state", "in", "out", "errors"):
-        processes.add_column(column, justify="right" if column in ("in", "out", "errors") else "left")
+        processes.add_column(
+            column, justify="right" if column in ("in", "out", "errors") else "left"
+        )
     if final:
         processes.add_column("exit", justify="right")
         processes.add_column("CPU s", justify="right")
@@ -130,11 +133,19 @@ def render_tables(board: StatusBoard, final: bool = False) -> Table:
         processes.add_column("rate/s", justify="right")
         processes.add_column("CPU %", justify="right")
     for status in board.processes.values():
-        row = [status.name, status.component, status.state, _count(status.packets_in),
-               _count(status.packets_out), _count(status.errors)]
+        row = [
+            status.name,
+            status.component,
+            status.state,
+            _count(status.packets_in),
+            _count(status.packets_out),
+            _count(status.errors),
+        ]
         if final:
-            row += ["" if status.exit_status is None else str(status.exit_status),
-                    f"{status.cpu:.2f}"]
+            row += [
+                "" if status.exit_status is None else str(status.exit_status),
+                f"{status.cpu:.2f}",
+            ]
         else:
             row += [_count(status.rate), f"{status.cpu_percent:.0f}"]
         processes.add_row(*row)
@@ -144,8 +155,14 @@ def render_tables(board: StatusBoard, final: bool = False) -> Table:
     if not final:
         connections.add_column("packets/s", justify="right")
     for status in board.connections.values():
-        row = [status.label, _count(status.packets), f"{status.bytes / 2**20:.1f}",
-               f"{status.fill_percent:.0f}", _count(status.full_waits), _count(status.drops)]
+        row = [
+            status.label,
+            _count(status.packets),
+            f"{status.bytes / 2**20:.1f}",
+            f"{status.fill_percent:.0f}",
+            _count(status.full_waits),
+            _count(status.drops),
+        ]
         if not final:
             row.append(_count(status.throughput))
         connections.add_row(*row)

@@ -32,7 +32,7 @@ from fbp.ring import Ring, new_segment_name, remove_stale_segments
 from fbp.runtime.plan import Plan
 from fbp.runtime.status import ProcessStatus, StatusBoard
 
-__all__ = ["Supervisor", "EXIT_INTERRUPTED", "EXIT_TIMEOUT", "EXIT_FAILED"]
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_TIMEOUT", "Supervisor"]
 
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 124
@@ -92,19 +92,23 @@ class Supervisor:
         plan = self.plan
         for process in plan.processes.values():
             for number, name in enumerate(process.instances):
-                self.instances[name] = Instance(name, process.name, {
-                    "instance": name,
-                    "process": process.name,
-                    "worker": number,
-                    "workers": process.workers,
-                    "component": process.spec.full_name,
-                    "paths": self.paths,
-                    "config": process.config,
-                    "iips": [list(iip) for iip in process.stream_iips],
-                    "inputs": [],
-                    "outputs": [],
-                    "parent_pid": os.getpid(),
-                })
+                self.instances[name] = Instance(
+                    name,
+                    process.name,
+                    {
+                        "instance": name,
+                        "process": process.name,
+                        "worker": number,
+                        "workers": process.workers,
+                        "component": process.spec.full_name,
+                        "paths": self.paths,
+                        "config": process.config,
+                        "iips": [list(iip) for iip in process.stream_iips],
+                        "inputs": [],
+                        "outputs": [],
+                        "parent_pid": os.getpid(),
+                    },
+                )
                 self.board.processes[name] = ProcessStatus(name, process.spec.full_name)
         for connection in plan.connections:
             source = plan.processes[connection.src.process]
@@ -116,12 +120,14 @@ class Supervisor:
                     label = f"{_at(connection.src, s_name)} -> {_at(connection.tgt, t_name)}"
                     self.rings[name] = (Ring.create(target.capacity, name), label)
                     group.append(name)
-                    self.instances[t_name].spec["inputs"].append({
-                        "port": connection.tgt.port,
-                        "index": connection.tgt.index,
-                        "ring": name,
-                        "config": connection.tgt_port.config,
-                    })
+                    self.instances[t_name].spec["inputs"].append(
+                        {
+                            "port": connection.tgt.port,
+                            "index": connection.tgt.index,
+                            "ring": name,
+                            "config": connection.tgt_port.config,
+                        }
+                    )
                     self.instances[t_name].inputs.append(name)
                 self.instances[s_name].spec["outputs"].append(
                     {"port": connection.src.port, "index": connection.src.index, "rings": group}
@@ -227,8 +233,10 @@ class Supervisor:
             elif self.interrupts and not self.stopping:
                 self.log("fbp: interrupted: stopping sources, draining (Ctrl-C again to abort)")
                 self._stop_sources()
-            if self.timeout is not None and not self.stopping and (
-                time.monotonic() - started > self.timeout
+            if (
+                self.timeout is not None
+                and not self.stopping
+                and (time.monotonic() - started > self.timeout)
             ):
                 self.timed_out = True
                 self.log(f"fbp: timeout after {self.timeout:g} s: stopping sources, draining")
@@ -325,8 +333,9 @@ class Supervisor:
             self.packet_errors += 1
             status.errors += 1
             where = f"packet seq={message['seq']} on {message['port']}"
-            sys.stderr.write(f"{instance.name}: error in process() for {where}: "
-                             f"{message['error']}\n")
+            sys.stderr.write(
+                f"{instance.name}: error in process() for {where}: {message['error']}\n"
+            )
             if message.get("traceback"):
                 sys.stderr.write(_indent(message["traceback"]))
         elif kind == "fatal":

@@ -6,13 +6,24 @@ import time
 
 import numpy
 import pytest
+from fbp_components.core import (
+    Batch,
+    Counter,
+    Drop,
+    Filter,
+    Kick,
+    Merge,
+    OrderedMerge,
+    Output,
+    Repeat,
+    Sequence,
+    Split,
+    Tee,
+    Throttle,
+)
 
 from fbp.packet import Packet, PacketKind
 from fbp.testing import run_component
-from fbp_components.core import (
-    Batch, Counter, Drop, Filter, Kick, Merge, OrderedMerge, Output, Repeat, Sequence, Split,
-    Tee, Throttle,
-)
 
 
 def packets(values, start=0):
@@ -73,8 +84,9 @@ def test_tee_sends_every_packet_to_every_index():
 
 def test_filter_on_value_seq_and_meta():
     sent = [Packet(v, seq=v, meta={"hit": v > 2}) for v in range(5)]
-    result = run_component(Filter, inputs={"IN": sent},
-                           config={"EXPRESSION": "value % 2 == 0 or meta['hit']"})
+    result = run_component(
+        Filter, inputs={"IN": sent}, config={"EXPRESSION": "value % 2 == 0 or meta['hit']"}
+    )
     assert result.values() == [0, 2, 3, 4] and result.values("REJECTED") == [1]
 
 

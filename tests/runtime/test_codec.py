@@ -14,8 +14,19 @@ from fbp.packet import Packet, PacketKind
 
 @pytest.mark.parametrize(
     "value",
-    [0, -5, 2**62, 1.5, "text", "", None, True, [1, "a", None], {"k": [1, 2], "n": {"x": 1.0}},
-     b"\x00raw bytes"],
+    [
+        0,
+        -5,
+        2**62,
+        1.5,
+        "text",
+        "",
+        None,
+        True,
+        [1, "a", None],
+        {"k": [1, 2], "n": {"x": 1.0}},
+        b"\x00raw bytes",
+    ],
 )
 def test_values_round_trip_with_metadata(value):
     packet = decode(encode(Packet(value, seq=7, timestamp=12.5, meta={"run": 3})))
@@ -36,8 +47,10 @@ def test_arrays_are_zero_copy_views_with_aligned_data(dtype):
     assert decoded.value.dtype == array.dtype and decoded.value.shape == (2, 3, 4)
     numpy.testing.assert_array_equal(decoded.value, array)
     assert not decoded.value.flags.writeable
-    offset = decoded.value.__array_interface__["data"][0] - numpy.frombuffer(
-        record, numpy.uint8).__array_interface__["data"][0]
+    offset = (
+        decoded.value.__array_interface__["data"][0]
+        - numpy.frombuffer(record, numpy.uint8).__array_interface__["data"][0]
+    )
     assert offset % 64 == 0 and offset >= HEADER_BYTES
 
 

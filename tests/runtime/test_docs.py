@@ -56,8 +56,9 @@ def test_console_examples_print_what_the_page_says(page, tmp_path):
     for command, expected in runs:
         words = shlex.split(command)
         assert words[0] == "fbp"
-        result = subprocess.run([FBP, *words[1:]], cwd=tmp_path, capture_output=True,
-                                text=True, timeout=60)
+        result = subprocess.run(
+            [FBP, *words[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+        )
         assert result.stdout == expected, f"{command}\n{result.stderr}"
 
 
@@ -74,8 +75,14 @@ def test_python_examples_run(tmp_path, monkeypatch):
 
 def test_first_library_is_listed(tmp_path):
     materialize("components.md", tmp_path)
-    result = subprocess.run([FBP, "components", "scaling", "--path", "."], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [FBP, "components", "scaling", "--path", "."],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     for name in ("scaling/Scale", "scaling/Stats", "scaling/Frames", "FACTOR", "default 2.0"):
         assert name in result.stdout

@@ -9,8 +9,21 @@ import pytest
 from fbp.errors import ComponentError
 from fbp.registry import Registry
 
-CORE = ["Batch", "Counter", "Drop", "Filter", "Kick", "Merge", "OrderedMerge", "Output",
-        "Repeat", "Sequence", "Split", "Tee", "Throttle"]
+CORE = [
+    "Batch",
+    "Counter",
+    "Drop",
+    "Filter",
+    "Kick",
+    "Merge",
+    "OrderedMerge",
+    "Output",
+    "Repeat",
+    "Sequence",
+    "Split",
+    "Tee",
+    "Throttle",
+]
 
 USER_LIBRARY = '''
 from fbp.component import component, InPort, OutPort
@@ -55,7 +68,10 @@ def test_unknown_names_suggest_the_closest(tmp_path):
 
 def test_a_broken_user_file_names_itself(tmp_path):
     (tmp_path / "broken.py").write_text("def oops(:\n")
-    with pytest.raises(ComponentError, match="(?s)'broken' .*broken.py.* failed to load: .*SyntaxError: invalid syntax"):
+    with pytest.raises(
+        ComponentError,
+        match="(?s)'broken' .*broken.py.* failed to load: .*SyntaxError: invalid syntax",
+    ):
         Registry([str(tmp_path)]).library("broken")
 
 
@@ -68,9 +84,15 @@ def test_fbp_components_lists_ports_types_defaults_and_docs(run_fbp, tmp_path):
     sequence = listed["core/Sequence"]
     assert sequence["kind"] == "source"
     assert sequence["inports"][0] == {
-        "name": "COUNT", "type": {"type": "Int"}, "type_name": "Int",
-        "description": "how many numbers to send; -1 sends forever", "config": True,
-        "required": False, "default": -1, "array": False}
+        "name": "COUNT",
+        "type": {"type": "Int"},
+        "type_name": "Int",
+        "description": "how many numbers to send; -1 sends forever",
+        "config": True,
+        "required": False,
+        "default": -1,
+        "array": False,
+    }
     assert [p["name"] for p in sequence["outports"]] == ["OUT", "ERROR"]
     text = run_fbp("components", "core/Throttle").stdout
     assert "core/Throttle" in text and "RATE" in text and "default 10000.0" in text

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
-import json
-import pathlib
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -225,23 +225,32 @@ def _wait_for(predicate, timeout=20.0):
 
 
 def _titles() -> str:
-    return subprocess.run(["ps", "-e", "-o", "args"], capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["ps", "-e", "-o", "args"], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def test_ctrl_c_drains_and_exits_130_with_titles_visible(graph_file, tmp_path):
     out = tmp_path / "rows"
-    graph = graph_file(f"""
+    graph = graph_file(
+        f"""
 S(probe/Endless) OUT -> IN R(core/Repeat:workers=2) OUT -> IN W(probe/Record)
 '0.01' -> DELAY S
 '{out}' -> PATH W
-""", name="ctrlc.fbp")
-    proc = subprocess.Popen([FBP, "run", str(graph), "--path", str(LIB)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+""",
+        name="ctrlc.fbp",
+    )
+    proc = subprocess.Popen(
+        [FBP, "run", str(graph), "--path", str(LIB)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert _wait_for(lambda: all(t in _titles() for t in ("fbp: S", "fbp: R#1", "fbp: W")))
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=30)
+        _, stderr = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -255,13 +264,20 @@ S(probe/Endless) OUT -> IN R(core/Repeat:workers=2) OUT -> IN W(probe/Record)
 
 def test_second_ctrl_c_aborts_at_once(graph_file):
     # A sink that never finishes on its own keeps the run alive after the first Ctrl-C.
-    graph = graph_file("""
+    graph = graph_file(
+        """
 S(probe/Endless) OUT -> IN T(core/Throttle) OUT -> IN D(core/Drop)
 '0.0' -> DELAY S
 '1' -> RATE T
-""", name="abort.fbp")
-    proc = subprocess.Popen([FBP, "run", str(graph), "--path", str(LIB)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+""",
+        name="abort.fbp",
+    )
+    proc = subprocess.Popen(
+        [FBP, "run", str(graph), "--path", str(LIB)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert _wait_for(lambda: "fbp: T" in _titles())
         time.sleep(1.0)  # the source fills the ring in front of the 1/s throttle
@@ -270,7 +286,7 @@ S(probe/Endless) OUT -> IN T(core/Throttle) OUT -> IN D(core/Drop)
         assert proc.poll() is None  # still draining a full ring at 1 packet/s
         proc.send_signal(signal.SIGINT)
         started = time.monotonic()
-        stdout, stderr = proc.communicate(timeout=15)
+        _, stderr = proc.communicate(timeout=15)
         assert time.monotonic() - started < 5
     finally:
         if proc.poll() is None:
@@ -281,11 +297,15 @@ S(probe/Endless) OUT -> IN T(core/Throttle) OUT -> IN D(core/Drop)
 
 
 def test_children_die_with_a_killed_supervisor(graph_file):
-    graph = graph_file("""
+    graph = graph_file(
+        """
 S(probe/Endless) OUT -> IN D(core/Drop)
-""", name="orphans.fbp")
-    proc = subprocess.Popen([FBP, "run", str(graph), "--path", str(LIB)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+""",
+        name="orphans.fbp",
+    )
+    proc = subprocess.Popen(
+        [FBP, "run", str(graph), "--path", str(LIB)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         assert _wait_for(lambda: "fbp: D" in _titles())
     finally:

@@ -12,12 +12,23 @@ from fbp.types import Any, Array, Bool, Bytes, Float, Int, Record, Str, parse_ty
 @pytest.mark.parametrize(
     ("kind", "iip", "value"),
     [
-        (Int, "42", 42), (Int, " -1 ", -1), (Int, "1e3", 1000), (Int, "0x10", 16), (Int, 7, 7),
-        (Float, "2.5", 2.5), (Float, 3, 3.0), (Float, "1e-3", 0.001),
-        (Str, "text", "text"), (Str, 5, "5"),
-        (Bool, "true", True), (Bool, "off", False), (Bool, True, True), (Bool, "1", True),
+        (Int, "42", 42),
+        (Int, " -1 ", -1),
+        (Int, "1e3", 1000),
+        (Int, "0x10", 16),
+        (Int, 7, 7),
+        (Float, "2.5", 2.5),
+        (Float, 3, 3.0),
+        (Float, "1e-3", 0.001),
+        (Str, "text", "text"),
+        (Str, 5, "5"),
+        (Bool, "true", True),
+        (Bool, "off", False),
+        (Bool, True, True),
+        (Bool, "1", True),
         (Bytes, "abc", b"abc"),
-        (Record(), '{"a": 1}', {"a": 1}), (Record(), {"b": [1, 2]}, {"b": [1, 2]}),
+        (Record(), '{"a": 1}', {"a": 1}),
+        (Record(), {"b": [1, 2]}, {"b": [1, 2]}),
         (Any, "anything", "anything"),
     ],
 )
@@ -37,7 +48,11 @@ def test_iips_convert(kind, iip, value):
         (Record(), "[1, 2]", "expected a mapping \\(Record\\)"),
         (Record({"x": Int}), '{"y": 1}', "missing key\\(s\\) x"),
         (Record({"x": Int}), '{"x": "no"}', "key 'x': expected an integer"),
-        (Array("float32", ndim=1), '[[1, 2]]', "expected Array\\(float32, ndim=1\\), got an array of shape \\(1, 2\\)"),
+        (
+            Array("float32", ndim=1),
+            "[[1, 2]]",
+            "expected Array\\(float32, ndim=1\\), got an array of shape \\(1, 2\\)",
+        ),
     ],
 )
 def test_bad_iips_say_what_was_expected(kind, iip, message):
@@ -71,7 +86,11 @@ def test_names_and_descriptions():
     assert str(Array(shape=(None, 3))) == "Array(*, shape=(*, 3))"
     assert str(Record({"x": Int})) == "Record({x: Int})"
     assert Array("float32", shape=(2,)).describe() == {
-        "type": "Array", "dtype": "float32", "ndim": 1, "shape": [2]}
+        "type": "Array",
+        "dtype": "float32",
+        "ndim": 1,
+        "shape": [2],
+    }
     assert parse_type("Int") is Int and parse_type("Record") == Record()
     with pytest.raises(PortTypeError, match="unknown port type 'Integer'"):
         parse_type("Integer")

@@ -27,15 +27,25 @@ class Record(Component):
     def process(self, packet):
         value = packet.value
         if isinstance(value, numpy.ndarray):
-            value = {"shape": list(value.shape), "dtype": str(value.dtype),
-                     "sum": float(value.sum()), "first": float(value.flat[0])}
-        self.rows.append({"seq": packet.seq, "value": value, "port": packet.port,
-                          "index": packet.index, "meta": packet.meta})
+            value = {
+                "shape": list(value.shape),
+                "dtype": str(value.dtype),
+                "sum": float(value.sum()),
+                "first": float(value.flat[0]),
+            }
+        self.rows.append(
+            {
+                "seq": packet.seq,
+                "value": value,
+                "port": packet.port,
+                "index": packet.index,
+                "meta": packet.meta,
+            }
+        )
 
     def finish(self):
         with open(f"{self.path}.{os.getpid()}", "w") as handle:
-            for row in self.rows:
-                handle.write(json.dumps(row) + "\n")
+            handle.writelines(json.dumps(row) + "\n" for row in self.rows)
 
 
 @component(
@@ -61,8 +71,10 @@ def FailEvery(value, *, every):
 
 
 @component(
-    inports=[InPort("COUNT", Int, "frames", default=5),
-             InPort("SIZE", Int, "frame edge", default=64)],
+    inports=[
+        InPort("COUNT", Int, "frames", default=5),
+        InPort("SIZE", Int, "frame edge", default=64),
+    ],
     outports=[OutPort("OUT", Array("uint16", ndim=2), "frames filled in the ring slot")],
 )
 def Frames(*, count, size, ports):
