@@ -7,7 +7,7 @@ the supervisor over a control pipe (fd given in the spec) with msgpack messages:
     {"t": "log", "level": 30, "msg": "..."}            a log record of the component
     {"t": "error", "seq": 12, "port": "IN", "error": "...", "traceback": "..."}
     {"t": "state", "state": "running" | "finishing"}
-    {"t": "done", "processed": N, "errors": N}         before a clean exit
+    {"t": "done", "processed": N, "errors": N, "cpu": S} before a clean exit
     {"t": "fatal", "error": "...", "traceback": "..."}  before exiting with status 1
 
 Signals: SIGINT is ignored (the supervisor decides what Ctrl-C means); SIGUSR1 asks a
@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import traceback
 
 import msgpack
@@ -176,7 +177,14 @@ def run(spec: dict, control: Control) -> int:
     control.send({"t": "state", "state": "running"})
     executor.run()
     receiver.close()
-    control.send({"t": "done", "processed": executor.processed, "errors": executor.errors})
+    control.send(
+        {
+            "t": "done",
+            "processed": executor.processed,
+            "errors": executor.errors,
+            "cpu": time.process_time(),
+        }
+    )
     return 0
 
 

@@ -45,6 +45,7 @@ class ProcessStatus:
     rate: float = 0.0
     cpu: float = 0.0
     cpu_percent: float = 0.0
+    final_cpu: bool = False  # cpu is the process's own total, reported at its end
     _last: tuple = field(default=(0.0, 0, 0.0), repr=False)
 
 
@@ -103,7 +104,7 @@ class StatusBoard:
             status.packets_out = sum(stats[r]["packets"] for r in outputs if r in stats)
             cpu = cpu_seconds(status.pid) if status.pid and status.state == "running" else None
             last_time, last_count, last_cpu = status._last
-            if cpu is not None:
+            if cpu is not None and not status.final_cpu:
                 status.cpu = cpu
             if last_time:
                 elapsed = max(now - last_time, 1e-6)

@@ -38,6 +38,9 @@ EXIT_FAILED = 1
 EXIT_TIMEOUT = 124
 EXIT_INTERRUPTED = 130
 STATUS_INTERVAL = 0.5
+# After --timeout asks the sources to stop, processes get this long to drain and finish
+# before they are killed (a source that never yields cannot be stopped gracefully).
+TIMEOUT_GRACE = 10.0
 
 
 @dataclass
@@ -344,6 +347,8 @@ class Supervisor:
             sys.stderr.write(_indent(message["traceback"]))
         elif kind == "done":
             status.errors = message.get("errors", status.errors)
+            status.cpu = message.get("cpu", status.cpu)
+            status.final_cpu = True
         elif kind == "state":
             status.state = message["state"]
         sys.stderr.flush()

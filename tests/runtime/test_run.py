@@ -224,9 +224,10 @@ def _wait_for(predicate, timeout=20.0):
     return False
 
 
-def _titles() -> str:
+def _titles(parent: int) -> str:
+    """`ps -o args` of the children of `parent` (other fbp runs may share the machine)."""
     return subprocess.run(
-        ["ps", "-e", "-o", "args"], capture_output=True, text=True, check=True
+        ["ps", "-o", "args=", "--ppid", str(parent)], capture_output=True, text=True, check=False
     ).stdout
 
 
@@ -247,7 +248,9 @@ S(probe/Endless) OUT -> IN R(core/Repeat:workers=2) OUT -> IN W(probe/Record)
         text=True,
     )
     try:
-        assert _wait_for(lambda: all(t in _titles() for t in ("fbp: S", "fbp: R#1", "fbp: W")))
+        assert _wait_for(
+            lambda: all(t in _titles(proc.pid) for t in ("fbp: S", "fbp: R#1", "fbp: W"))
+        )
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=30)
@@ -279,7 +282,7 @@ S(probe/Endless) OUT -> IN T(core/Throttle) OUT -> IN D(core/Drop)
         text=True,
     )
     try:
-        assert _wait_for(lambda: "fbp: T" in _titles())
+        assert _wait_for(lambda: "fbp: T" in _titles(proc.pid))
         time.sleep(1.0)  # the source fills the ring in front of the 1/s throttle
         proc.send_signal(signal.SIGINT)
         time.sleep(0.5)
@@ -296,6 +299,14 @@ S(probe/Endless) OUT -> IN T(core/Throttle) OUT -> IN D(core/Drop)
     assert "second interrupt" in stderr
 
 
+def _alive(pid: int) -> bool:
+    try:
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
 def test_children_die_with_a_killed_supervisor(graph_file):
     graph = graph_file(
         """
@@ -304,18 +315,30 @@ S(probe/Endless) OUT -> IN D(core/Drop)
         name="orphans.fbp",
     )
     proc = subprocess.Popen(
-        [FBP, "run", str(graph), "--path", str(LIB)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [FBP, "run", str(graph), "--path", str(LIB)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
-        assert _wait_for(lambda: "fbp: D" in _titles())
+        assert _wait_for(lambda: "fbp: D" in _titles(proc.pid) and "fbp: S" in _titles(proc.pid))
+        children = [
+            int(pid)
+            for pid in subprocess.run(
+                ["ps", "-o", "pid=", "--ppid", str(proc.pid)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
+        ]
     finally:
         proc.kill()
         proc.wait()
-    assert _wait_for(lambda: "fbp: S" not in _titles() and "fbp: D" not in _titles(), 5)
+    assert len(children) == 2
+    assert _wait_for(lambda: not any(_alive(pid) for pid in children), 5)
     # the dead run's segments are removed by the next run or `fbp doctor`
     from fbp.ring import remove_stale_segments
 
-    remove_stale_segments()
+    assert len(remove_stale_segments()) == 1
 
 
 @pytest.mark.timeout(120)
