@@ -97,3 +97,15 @@ def test_fbp_components_lists_ports_types_defaults_and_docs(run_fbp, tmp_path):
     text = run_fbp("components", "core/Throttle").stdout
     assert "core/Throttle" in text and "RATE" in text and "default 10000.0" in text
     assert "Pass packets on at no more than RATE packets per second" in text
+
+
+def test_entry_point_libraries_are_found(tmp_path, monkeypatch):
+    (tmp_path / "vendor_components.py").write_text(USER_LIBRARY)
+    dist = tmp_path / "vendor_fbp-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: vendor-fbp\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[fbp.components]\nvendor = vendor_components\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = Registry()
+    assert registry.get("vendor/Increment").full_name == "vendor/Increment"
+    monkeypatch.delitem(__import__("sys").modules, "vendor_components")

@@ -81,6 +81,9 @@ S OUT -> IN R2(core/Repeat) OUT -> IN W2(probe/Record)
 """)
     result = run_fbp("run", graph, "--path", LIB, "--quiet")
     assert result.returncode == 0, result.stderr
+    # log records reach fbp run's stderr prefixed with the process name
+    assert "W1: INFO: recorded 200 packets" in result.stderr
+    assert "W2: INFO: recorded 200 packets" in result.stderr
     for prefix in (one, two):
         rows = recorded(prefix)
         assert [r["seq"] for r in rows] == list(range(200))

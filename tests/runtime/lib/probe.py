@@ -46,6 +46,7 @@ class Record(Component):
     def finish(self):
         with open(f"{self.path}.{os.getpid()}", "w") as handle:
             handle.writelines(json.dumps(row) + "\n" for row in self.rows)
+        self.log.info("recorded %d packets", len(self.rows))
 
 
 @component(
