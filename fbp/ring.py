@@ -102,6 +102,20 @@ _ERRORS = {
         ClosedPort,
         "ring {name}: this {role} handle was closed; attach again to use the ring",
     ),
+    _core.STATUS_REPLACED: (
+        ClosedPort,
+        (
+            "ring {name}: a newer consumer attached, so this consumer handle is stale; its "
+            "unreleased records are being delivered to the new one"
+        ),
+    ),
+    _core.STATUS_CORRUPT: (
+        FBPError,
+        (
+            "ring {name}: the record header at byte position {position} is impossible: the "
+            "segment was overwritten by something other than its producer; recreate the ring"
+        ),
+    ),
     _core.STATUS_BAD_SEGMENT: (
         FBPError,
         (
@@ -179,13 +193,14 @@ class Ring(_core.RingCore):
         Args:
             capacity: data bytes, rounded up to whole 4 KiB pages. One record takes
                 16 header bytes plus its payload rounded up to 16.
-            name: segment name; default `new_segment_name()`.
+            name: segment name; default `new_segment_name()`. Must follow the same
+                pattern (`fbp{TAG}-{pid}-{hex}[-{suffix}]`) so `fbp doctor` can find it.
             hot_reuse_min: records of at least this many bytes (header included) go to
                 the start of the data area whenever it is free, so large frames reuse
                 cache-hot memory (docs/ring.md); 0 disables it.
 
         Raises:
-            ValueError: capacity < 1.
+            ValueError: capacity < 1, or a name that is not an fbp segment name.
             FileExistsError: a segment with that name exists.
             OSError: /dev/shm is full or not writable.
         """
@@ -193,6 +208,11 @@ class Ring(_core.RingCore):
             raise ValueError(f"Ring.create({capacity}): capacity must be >= 1 byte")
         if hot_reuse_min < 0:
             raise ValueError(f"hot_reuse_min={hot_reuse_min} must be >= 0 (0 disables it)")
+        if name is not None and not _NAME_RE.match(name):
+            raise ValueError(
+                f"segment name {name!r} is not an fbp name fbp{{TAG}}-{{owner pid}}-{{hex}}"
+                "[-{suffix}]; use fbp.ring.new_segment_name(suffix) to make one"
+            )
         return cls(name or new_segment_name(), True, capacity, "owner", hot_reuse_min)
 
     @classmethod
@@ -236,11 +256,10 @@ class Ring(_core.RingCore):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc: object) -> None:
         self.close()
         if self.role == "owner":
             self.unlink()
-        return False
 
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""
@@ -284,14 +303,8 @@ class SegmentInfo:
 
 
 def _pid_alive(pid: int) -> bool:
-    if not _core.pid_alive(pid):
-        return False
-    # A killed child that was not reaped yet is a zombie: dead for our purposes.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rindex(")") + 2 :].split()[0] not in ("Z", "X")
+    # fbp_core counts a zombie (killed, not reaped yet) as dead
+    return _core.pid_alive(pid)
 
 
 def list_segments(all_tags: bool = False) -> list[SegmentInfo]:

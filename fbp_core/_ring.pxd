@@ -17,6 +17,8 @@ cdef extern from "ring.h" nogil:
         FBP_BAD_SEGMENT
         FBP_ERRNO
         FBP_BUSY
+        FBP_REPLACED
+        FBP_CORRUPT
     enum:
         FBP_HEADER_BYTES
         FBP_RECORD_HEADER
@@ -59,6 +61,7 @@ cdef extern from "ring.h" nogil:
         uint64_t cap
         uint64_t read
         uint64_t tail
+        uint32_t generation
         int closed
 
     ctypedef struct fbp_wait_item:
@@ -141,3 +144,4 @@ cdef class Reservation:
     cdef uint32_t kind_code
     cdef int exports
     cdef int state
+    cdef object view

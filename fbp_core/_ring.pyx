@@ -38,9 +38,10 @@ STATUS_TOO_LARGE = FBP_TOO_LARGE
 STATUS_CLOSED_HERE = FBP_CLOSED_HERE
 STATUS_BAD_SEGMENT = FBP_BAD_SEGMENT
 STATUS_BUSY = FBP_BUSY
+STATUS_REPLACED = FBP_REPLACED
+STATUS_CORRUPT = FBP_CORRUPT
 STATUS_WRONG_ROLE = 100
 STATUS_RESERVATION_OPEN = 101
-STATUS_RELEASED = 102
 STATUS_CONCURRENT_USE = 103
 
 
@@ -263,9 +264,18 @@ cdef class Reservation:
             self.ring.reservation = None
 
     def __enter__(self):
-        return memoryview(self)
+        self.view = memoryview(self)
+        return self.view
 
     def __exit__(self, exc_type, exc, tb):
+        # Invalidate the view we handed out, so a write through it after the block fails
+        # instead of changing a published record. (Arrays made from it keep it exported;
+        # then it stays valid and writing through them is the caller's bug.)
+        try:
+            self.view.release()
+        except BufferError:
+            pass
+        self.view = None
         if exc_type is None:
             self.commit()
         else:
@@ -475,6 +485,8 @@ cdef class RingCore:
             self._start_consuming()
         elif self.consumer.closed:
             raise_status(FBP_CLOSED_HERE, self)
+        elif self.segment.hdr.consumer_attaches != self.consumer.generation:
+            raise_status(FBP_REPLACED, self)
         if self.consumer_busy:
             raise_status(STATUS_CONCURRENT_USE, self, {"side": "consumer"})
         return 0
@@ -487,6 +499,8 @@ cdef class RingCore:
         cdef Record rec
         if got == 0:
             return None
+        if got == -2:
+            raise_status(FBP_CORRUPT, self, {"position": self.consumer.read})
         if got < 0:
             raise MemoryError()
         rec = Record.__new__(Record)

@@ -37,6 +37,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -70,6 +71,8 @@ enum {
     FBP_BAD_SEGMENT = 8,     /* not an fbp ring, or another ABI version */
     FBP_ERRNO = 9,           /* a system call failed; errno says why */
     FBP_BUSY = 10,           /* the role is held by another live process */
+    FBP_REPLACED = 11,       /* a newer consumer attached; this handle is stale */
+    FBP_CORRUPT = 12,        /* a record header points outside the published data */
 };
 
 typedef struct {
@@ -205,6 +208,16 @@ static inline void *fbp_segment_create(const char *name, uint64_t cap, uint64_t 
         errno = e;
         return NULL;
     }
+    /* Allocate every page now: tmpfs allocates lazily, and a write to a page it cannot
+     * back (full /dev/shm) kills the writer with SIGBUS mid-run. Failing here with ENOSPC
+     * is the clear error. It also spares the first lap its page faults. */
+    int fe = posix_fallocate(fd, 0, (off_t)size);
+    if (fe != 0 && fe != EOPNOTSUPP && fe != EINVAL) {
+        close(fd);
+        shm_unlink(name);
+        errno = fe;
+        return NULL;
+    }
     void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     int e = errno;
     close(fd);
@@ -213,7 +226,7 @@ static inline void *fbp_segment_create(const char *name, uint64_t cap, uint64_t 
         errno = e;
         return NULL;
     }
-    /* ftruncate gives zeroed pages, so every counter and flag already reads 0. */
+    /* new tmpfs pages are zeroed, so every counter and flag already reads 0. */
     fbp_ring_header *h = (fbp_ring_header *)base;
     h->abi = FBP_RING_ABI;
     h->header_bytes = FBP_HEADER_BYTES;
@@ -262,10 +275,22 @@ static inline void *fbp_segment_attach(const char *name, uint64_t *map_size) {
     return base;
 }
 
+/* A zombie (killed, not yet reaped by its parent) counts as dead: the supervisor may
+ * take over a dead child's ring end before it has collected the exit status. */
 static inline int fbp_pid_alive(int32_t pid) {
     if (pid <= 0) return 0;
-    if (kill(pid, 0) == 0) return 1;
-    return errno == EPERM;
+    if (kill(pid, 0) != 0 && errno != EPERM) return 0;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *close_paren = strrchr(buf, ')'); /* the command name may contain ')' */
+    if (close_paren && close_paren[1] == ' ' && (close_paren[2] == 'Z' || close_paren[2] == 'X'))
+        return 0;
+    return 1;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -332,15 +357,15 @@ static inline void fbp_producer_publish(fbp_producer *p) {
     fbp_ring_header *h = p->hdr;
     atomic_store_explicit(&h->packets_sent, p->packets, memory_order_relaxed);
     atomic_store_explicit(&h->bytes_sent, p->bytes, memory_order_relaxed);
-    /* release: the record bytes and headers are visible before the new head. */
-    atomic_store_explicit(&h->head, p->head, memory_order_release);
-    /* Dekker with the consumer's "set waiting flag, then re-read head": one of us sees the
-     * other's store, so a sleeping consumer is always woken, and a busy one costs no
-     * syscall. */
-    atomic_thread_fence(memory_order_seq_cst);
+    /* The record bytes and headers become visible before the new head (release), and
+     * the store is ordered before the load of the waiting flag below (Dekker with the
+     * consumer's "set waiting flag, then re-read head": one of us sees the other's store,
+     * so a sleeping consumer is always woken and a busy one costs no syscall). A seq_cst
+     * exchange does both in one locked instruction, cheaper than a store plus mfence. */
+    atomic_exchange_explicit(&h->head, p->head, memory_order_seq_cst);
     /* The exchange makes one wake-up per sleep: records committed before the sleeper
      * runs again find the flag clear and make no system call. */
-    if (atomic_load_explicit(&h->consumer_waiting, memory_order_relaxed) &&
+    if (atomic_load_explicit(&h->consumer_waiting, memory_order_seq_cst) &&
         atomic_exchange_explicit(&h->consumer_waiting, 0, memory_order_acq_rel)) {
         atomic_fetch_add_explicit(&h->data_seq, 1, memory_order_release);
         fbp_futex_wake(&h->data_seq);
@@ -489,6 +514,7 @@ typedef struct {
     uint64_t *pending;
     uint64_t pending_mask; /* size - 1, size a power of two */
     uint64_t first, next;
+    uint32_t generation; /* hdr->consumer_attaches when this consumer attached */
     int closed;
     fbp_spin spin;
 } fbp_consumer;
@@ -509,6 +535,7 @@ static inline int fbp_consumer_init(fbp_consumer *c, void *base) {
     c->pending_mask = 1023;
     c->pending = (uint64_t *)malloc((c->pending_mask + 1) * sizeof(uint64_t));
     c->first = c->next = 0;
+    c->generation = atomic_load_explicit(&c->hdr->consumer_attaches, memory_order_acquire);
     c->closed = 0;
     fbp_spin_init(&c->spin);
     if (!c->pending) {
@@ -606,11 +633,15 @@ static inline void fbp_consumer_advance(fbp_consumer *c) {
     if (t == c->tail) return;
     c->tail = t;
     fbp_ring_header *h = c->hdr;
+    /* A newer consumer took over (at-least-once restart): this one's late releases must
+     * not move the tail under it. */
+    if (atomic_load_explicit(&h->consumer_attaches, memory_order_relaxed) != c->generation)
+        return;
     atomic_store_explicit(&h->packets_released, c->released, memory_order_relaxed);
-    /* release: our reads of the freed records happen before the producer may reuse them */
-    atomic_store_explicit(&h->tail, t, memory_order_release);
-    atomic_thread_fence(memory_order_seq_cst); /* Dekker, as in fbp_producer_publish */
-    if (atomic_load_explicit(&h->producer_waiting, memory_order_relaxed) &&
+    /* release: our reads of the freed records happen before the producer may reuse them;
+     * seq_cst exchange: also the Dekker barrier, as in fbp_producer_publish */
+    atomic_exchange_explicit(&h->tail, t, memory_order_seq_cst);
+    if (atomic_load_explicit(&h->producer_waiting, memory_order_seq_cst) &&
         atomic_exchange_explicit(&h->producer_waiting, 0, memory_order_acq_rel)) {
         atomic_fetch_add_explicit(&h->space_seq, 1, memory_order_release);
         fbp_futex_wake(&h->space_seq);
@@ -618,7 +649,8 @@ static inline void fbp_consumer_advance(fbp_consumer *c) {
 }
 
 /* Takes the next published user record (skipping PADs), without waiting. Returns 1 and
- * fills payload/length/kind/index, 0 if none is published, -1 on ENOMEM. The record stays
+ * fills payload/length/kind/index, 0 if none is published, -1 on ENOMEM, -2 if the
+ * record header is impossible (corrupt segment). The record stays
  * owned until fbp_consumer_release(index). */
 static inline int fbp_consumer_take(fbp_consumer *c, const uint8_t **payload, uint64_t *length,
                                     uint32_t *kind, uint64_t *index) {
@@ -628,6 +660,10 @@ static inline int fbp_consumer_take(fbp_consumer *c, const uint8_t **payload, ui
         uint64_t off = c->read % c->cap;
         const fbp_record_header *rec = (const fbp_record_header *)(c->data + off);
         uint64_t size = fbp_align_record(rec->length);
+        /* Only memory corruption can make this true (headers are written before head is
+         * published); refuse rather than read outside the segment. */
+        if (rec->length > c->cap || size > c->cap - off || size > c->head_cache - c->read)
+            return -2;
         c->read += size;
         uint64_t i = c->next++;
         if (rec->kind == FBP_KIND_PAD) {
@@ -751,8 +787,10 @@ static inline int fbp_wait_any(fbp_wait_item *items, int n, int64_t deadline, in
                 tsp = &ts;
             }
             long r = syscall(SYS_futex_waitv, w, (unsigned)n, 0, tsp, CLOCK_MONOTONIC);
-            if (r < 0 && errno == ENOSYS) fbp_waitv_missing = 1;
-            else if (r < 0 && errno == EINTR) return -FBP_INTERRUPTED;
+            if (r < 0 && errno == EINTR) return -FBP_INTERRUPTED;
+            /* ENOSYS (old kernel), or anything but "value changed"/"timed out" (e.g. a
+             * seccomp filter): poll from now on rather than spin on a failing call */
+            if (r < 0 && errno != EAGAIN && errno != ETIMEDOUT) fbp_waitv_missing = 1;
         } else {
             struct timespec ts = {0, poll_ns};
             if (nanosleep(&ts, NULL) != 0 && errno == EINTR) return -FBP_INTERRUPTED;

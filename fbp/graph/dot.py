@@ -12,8 +12,9 @@ def _quote(text: str) -> str:
     return f'"{escaped}"'
 
 
-def _port(ref: PortRef) -> str:
-    return ref.port.upper() + ("" if ref.index is None else f"[{ref.index}]")
+def _port(graph: Graph, ref: PortRef) -> str:
+    name = ref.port if graph.case_sensitive else ref.port.upper()
+    return name + ("" if ref.index is None else f"[{ref.index}]")
 
 
 def _iip_label(data) -> str:
@@ -27,7 +28,7 @@ def to_dot(graph: Graph) -> str:
         f"digraph {_quote(graph.name or 'graph')} {{",
         "  rankdir=LR;",
         '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica"];',
-        '  edge [fontname="Helvetica", fontsize=10];',
+        '  edge [fontname="Helvetica", fontsize=10, labelfontsize=9, labeldistance=1.8];',
     ]
     for process in graph.processes.values():
         label = f"{process.name}\n{process.component or '?'}"
@@ -44,20 +45,21 @@ def to_dot(graph: Graph) -> str:
                 f"label={_quote(_iip_label(connection.data))}];"
             )
             lines.append(
-                f"  {note} -> {_quote(tgt.process)} [headlabel={_quote(_port(tgt))}, style=dashed];"
+                f"  {note} -> {_quote(tgt.process)} [headlabel={_quote(_port(graph, tgt))}, style=dashed];"
             )
             continue
         src = connection.src
         lines.append(
             f"  {_quote(src.process)} -> {_quote(tgt.process)} "
-            f"[taillabel={_quote(_port(src))}, headlabel={_quote(_port(tgt))}];"
+            f"[taillabel={_quote(_port(graph, src))}, headlabel={_quote(_port(graph, tgt))}];"
         )
     for kind, exports in (("in", graph.inports), ("out", graph.outports)):
         for name, export in exports.items():
             node = _quote(f"{kind}port:{name}")
-            lines.append(f"  {node} [shape=oval, label={_quote(name.upper())}];")
+            shown = name if graph.case_sensitive else name.upper()
+            lines.append(f"  {node} [shape=oval, label={_quote(shown)}];")
             ref = _quote(export.process)
-            port = _quote(export.port.upper())
+            port = _quote(export.port if graph.case_sensitive else export.port.upper())
             if kind == "in":
                 lines.append(f"  {node} -> {ref} [headlabel={port}, style=dotted];")
             else:

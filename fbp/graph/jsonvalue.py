@@ -12,8 +12,9 @@ from typing import Any
 
 from fbp.errors import GraphError
 
-FAILED = object()
 MAX_DEPTH = 200
+# (value, end offset), or None when no JSON value starts there (a JSON null is (None, end)).
+Parsed = tuple[Any, int] | None
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -54,15 +55,15 @@ class JsonReader:
             pos += 1
         return pos
 
-    def json_text(self, pos: int) -> tuple[Any, int] | object:
-        """`ws value ws`; returns (value, end) or FAILED."""
+    def json_text(self, pos: int) -> Parsed:
+        """`ws value ws`; returns (value, end) or None."""
         result = self.value(self.skip_ws(pos), 0)
-        if result is FAILED:
-            return FAILED
+        if result is None:
+            return None
         value, end = result
         return value, self.skip_ws(end)
 
-    def value(self, pos: int, depth: int) -> tuple[Any, int] | object:
+    def value(self, pos: int, depth: int) -> Parsed:
         text = self.text
         if depth > MAX_DEPTH:
             raise self.error_at(
@@ -75,18 +76,18 @@ class JsonReader:
                 return literal, pos + len(word)
         char = text[pos] if pos < len(text) else ""
         if char == "{":
-            return self.object(pos, depth)
+            return self.json_object(pos, depth)
         if char == "[":
-            return self.array(pos, depth)
+            return self.json_array(pos, depth)
         if char == '"':
-            return self.string(pos)
+            return self.json_string(pos)
         match = _NUMBER.match(text, pos)
         if match:
             return js_number(match.group()), match.end()
         self.expect(pos, "an IIP ('text' or a JSON value)")
-        return FAILED
+        return None
 
-    def object(self, start: int, depth: int) -> tuple[Any, int] | object:
+    def json_object(self, start: int, depth: int) -> Parsed:
         result: dict[str, Any] = {}
         pos = self.skip_ws(start + 1)
         if self.text.startswith("}", pos):
@@ -96,20 +97,20 @@ class JsonReader:
                 self.expect(pos, "a quoted key")
                 if pos >= len(self.text):
                     self.unterminated(start, "JSON object")
-                return FAILED
-            key = self.string(pos)
-            if key is FAILED:
-                return FAILED
+                return None
+            key = self.json_string(pos)
+            if key is None:
+                return None
             name, pos = key
             pos = self.skip_ws(pos)
             if not self.text.startswith(":", pos):
                 self.expect(pos, "':'")
-                return FAILED
+                return None
             member = self.value(self.skip_ws(pos + 1), depth + 1)
-            if member is FAILED:
+            if member is None:
                 if self.skip_ws(pos + 1) >= len(self.text):
                     self.unterminated(start, "JSON object")
-                return FAILED
+                return None
             result[name], pos = member
             pos = self.skip_ws(pos)
             if self.text.startswith(",", pos):
@@ -120,19 +121,19 @@ class JsonReader:
             self.expect(pos, "',' or '}'")
             if pos >= len(self.text):
                 self.unterminated(start, "JSON object")
-            return FAILED
+            return None
 
-    def array(self, start: int, depth: int) -> tuple[Any, int] | object:
+    def json_array(self, start: int, depth: int) -> Parsed:
         result: list[Any] = []
         pos = self.skip_ws(start + 1)
         if self.text.startswith("]", pos):
             return result, pos + 1
         while True:
             item = self.value(pos, depth + 1)
-            if item is FAILED:
+            if item is None:
                 if pos >= len(self.text):
                     self.unterminated(start, "JSON array")
-                return FAILED
+                return None
             value, pos = item
             result.append(value)
             pos = self.skip_ws(pos)
@@ -144,9 +145,9 @@ class JsonReader:
             self.expect(pos, "',' or ']'")
             if pos >= len(self.text):
                 self.unterminated(start, "JSON array")
-            return FAILED
+            return None
 
-    def string(self, start: int) -> tuple[str, int] | object:
+    def json_string(self, start: int) -> tuple[str, int] | None:
         text = self.text
         pos = start + 1
         chars: list[str] = []
@@ -166,17 +167,17 @@ class JsonReader:
                     pos += 6
                     continue
                 self.expect(pos + 1, 'a JSON escape (\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)')
-                return FAILED
+                return None
             if ord(char) < 0x20:
                 self.expect(pos, "'\"' (control characters must be escaped in JSON strings)")
                 if char in "\n\r":
                     self.unterminated(start, "JSON string")
-                return FAILED
+                return None
             chars.append(char)
             pos += 1
         self.expect(pos, "'\"'")
         self.unterminated(start, "JSON string")
-        return FAILED
+        return None
 
 
 def _join_surrogates(chars: list[str]) -> str:

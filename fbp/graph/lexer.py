@@ -44,6 +44,8 @@ class SourceText:
         # Line breaks as the reference counts them: \r\n is one, lone \r, \u2028 and \u2029
         # each end a line too.
         self._line_starts = [0] + [m.end() for m in _LINE_BREAK.finditer(text)]
+        # Backtracking asks for the same places many times; locations are immutable.
+        self._locations: dict[int, Location] = {}
 
     def line_col(self, offset: int) -> tuple[int, int]:
         """1-based (line, column) of `offset`."""
@@ -63,8 +65,12 @@ class SourceText:
 
     def location(self, offset: int) -> Location:
         """Location of `offset`, with the line's text for a caret display."""
-        line, col = self.line_col(offset)
-        return Location(self.file, line, col, self.line_text(line))
+        found = self._locations.get(offset)
+        if found is None:
+            line, col = self.line_col(offset)
+            found = Location(self.file, line, col, self.line_text(line))
+            self._locations[offset] = found
+        return found
 
 
 def describe_char(text: str, offset: int) -> str:
@@ -76,7 +82,7 @@ def describe_char(text: str, offset: int) -> str:
         return "end of line"
     if char == "\t":
         return "a tab character"
-    if char in NODE_CHARS | PORT_CHARS:
+    if char in NAME_START or char in DIGITS:
         end = offset
         while end < len(text) and text[end] in NODE_CHARS | PORT_CHARS:
             end += 1

@@ -125,6 +125,14 @@ class Graph:
         value = self.properties.get("name")
         return value if isinstance(value, str) else None
 
+    @property
+    def runtime(self) -> str | None:
+        """The graph's `# @runtime`, if it has one."""
+        environment = self.properties.get("environment")
+        if isinstance(environment, dict) and isinstance(environment.get("type"), str):
+            return environment["type"]
+        return None
+
     def error(self, message: str, location: Location | None, hint: str | None = None) -> GraphError:
         """Build a GraphError located at `location` (or at this graph's file when None)."""
         if location is None:

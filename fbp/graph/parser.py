@@ -15,7 +15,7 @@ from typing import Any
 
 from fbp.errors import GraphError
 from fbp.graph import lexer
-from fbp.graph.jsonvalue import FAILED, JsonReader
+from fbp.graph.jsonvalue import JsonReader
 from fbp.graph.lexer import SourceText
 from fbp.graph.model import Export, Graph, Location, PortRef, Process
 from fbp.graph.statements import Element, Statement, check_statements
@@ -201,7 +201,7 @@ class _Parser:
                 self.graph.problems.append(
                     self.graph.error(
                         f"{kind} '{public}' is exported twice (first at line "
-                        f"{previous.location.line}); the reference parser keeps only the last",
+                        f"{_line_of(previous.location)}); the reference parser keeps only the last",
                         location,
                         hint="give each exported port its own public name after ':'",
                     )
@@ -413,7 +413,7 @@ class _Parser:
             return -1
         self.expect(pos, "an IIP ('text' or a JSON value)")
         result = self.json.json_text(pos)
-        if result is FAILED:
+        if result is None:
             return -1
         value, end = result
         out.append(Element("iip", data=value, offset=self.json.skip_ws(pos)))
@@ -594,7 +594,7 @@ class _Parser:
                 graph.problems.append(
                     graph.error(
                         f"process '{name}' is declared as '{spec.component}' here but as "
-                        f"'{process.component}' at line {process.location.line}",
+                        f"'{process.component}' at line {_line_of(process.location)}",
                         location,
                         hint="use a different name for a second process; a process has "
                         "one component",
@@ -609,7 +609,7 @@ class _Parser:
                 graph.problems.append(
                     graph.error(
                         f"process '{name}' gets metadata {_show_metadata(metadata)} here but "
-                        f"{_show_metadata(process.metadata)} at line {process.location.line}; "
+                        f"{_show_metadata(process.metadata)} at line {_line_of(process.location)}; "
                         "the reference parser keeps only the last",
                         location,
                         hint="give all metadata in one place",
@@ -672,3 +672,7 @@ class _Parser:
 
 def _show_metadata(metadata: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in metadata.items()) or "(none)"
+
+
+def _line_of(location: Location | None) -> int | str:
+    return location.line if location is not None and location.line is not None else "?"

@@ -36,6 +36,12 @@ class Element:
     paired: bool = False
 
     @property
+    def port_ref(self) -> PortRef:
+        """The port of a process half-edge (every kind but "iip" has one)."""
+        assert self.ref is not None, self.kind
+        return self.ref
+
+    @property
     def is_source(self) -> bool:
         return self.kind.endswith("_out") or self.kind == "iip"
 
@@ -63,8 +69,8 @@ def check_statements(parser: _Parser) -> None:
             source.paired = target.paired = True
             graph.connections.append(
                 Connection(
-                    src=None if source.kind == "iip" else source.ref,
-                    tgt=target.ref,
+                    src=None if source.kind == "iip" else source.port_ref,
+                    tgt=target.port_ref,
                     data=source.data,
                     location=parser.location(source.offset),
                     target_location=parser.location(target.node_offset),
@@ -87,7 +93,7 @@ def _declares(parser: _Parser, element: Element) -> bool:
 def _describe_source(parser: _Parser, element: Element) -> str:
     if element.kind == "iip":
         return "the IIP"
-    ref = element.ref
+    ref = element.port_ref
     index = "" if ref.index is None else f"[{ref.index}]"
     return f"{ref.process} {ref.port.upper() if not parser.case_sensitive else ref.port}{index}"
 
@@ -104,7 +110,7 @@ def _report_dropped(parser: _Parser, statement: Statement) -> None:
             continue
         if not element.is_target:
             continue
-        ref = element.ref
+        ref = element.port_ref
         node_location = parser.location(element.node_offset)
         if len(elements) == 1:
             if not element.explicit_port:
@@ -165,7 +171,7 @@ def _report_lost_step(parser: _Parser, source: Element, following: Element) -> N
             )
         )
         return
-    ref = following.ref
+    ref = following.port_ref
     if following.explicit_port:
         read_as = (
             f"'{ref.process} {ref.port}' is read as process '{ref.process}' with outport "

@@ -33,10 +33,12 @@ def summary(graph: Graph) -> str:
         out.append(line + (f"  [{meta}]" if meta else ""))
     out.append(f"connections ({len(edges)}):")
     for c in edges:
-        out.append(f"  {c.src.process} {_port(c.src)} -> {_port(c.tgt)} {c.tgt.process}")
+        assert c.src is not None
+        src, tgt = _port(graph, c.src), _port(graph, c.tgt)
+        out.append(f"  {c.src.process} {src} -> {tgt} {c.tgt.process}")
     out.append(f"initial packets ({len(iips)}):")
     for c in iips:
-        out.append(f"  {_value(c.data)} -> {_port(c.tgt)} {c.tgt.process}")
+        out.append(f"  {_value(c.data)} -> {_port(graph, c.tgt)} {c.tgt.process}")
     for kind, exports in (("inports", graph.inports), ("outports", graph.outports)):
         if exports:
             out.append(f"{kind} ({len(exports)}):")
@@ -45,5 +47,7 @@ def summary(graph: Graph) -> str:
     return "\n".join(out) + "\n"
 
 
-def _port(ref) -> str:
-    return ref.port.upper() + ("" if ref.index is None else f"[{ref.index}]")
+def _port(graph: Graph, ref) -> str:
+    # Case-insensitive graphs store ports lower-cased; capitals read as the file was written.
+    name = ref.port if graph.case_sensitive else ref.port.upper()
+    return name + ("" if ref.index is None else f"[{ref.index}]")

@@ -98,7 +98,7 @@ def _metadata(graph: Graph, process) -> str:
             # '+' has no place in metadata text; float() reads 1e300 like 1e+300.
             text = repr(value).replace("e+", "e")
         else:
-            text = value if isinstance(value, str) else None
+            text = value if isinstance(value, str) else None  # type: ignore[assignment]
         if (
             text is None
             or not lexer.METADATA_TEXT.match(text)

@@ -106,9 +106,11 @@ def random_fbp_texts(seed: int = RANDOM_SEED, count: int = RANDOM_COUNT) -> list
         arrow = space() + "->" + space()
         return arrow.join(parts)
 
+    # Half the texts declare every name first, so more of them pass validation.
+    declarations = "".join(f"{name}(lib/C{number})\n" for number, name in enumerate(names))
     texts = []
     for _ in range(count):
-        pieces = []
+        pieces = [declarations] if rng.random() < 0.5 else []
         for _ in range(rng.randint(1, 5)):
             pieces.append(statement())
             pieces.append(rng.choice(["\n", "\n", ", ", ",\n", " # c\n", "\r\n", "\n\n", " "]))

@@ -135,3 +135,13 @@ def test_show_svg_without_graphviz_says_how_to_get_it(run_fbp, tmp_path):
     assert "needs the Graphviz `dot` program" in result.stderr
     assert "apt-get install graphviz" in result.stderr
     assert not out.exists()
+
+
+def test_case_sensitive_ports_keep_their_case_in_summary_and_dot(run_fbp, tmp_path):
+    path = tmp_path / "cs.fbp"
+    path.write_text("# @runtime python\nA(core/Repeat) outPut -> inPut B(core/Drop)\n")
+    summary = run_fbp("parse", path, "--case-sensitive", check=True).stdout
+    assert "A outPut -> inPut B" in summary
+    assert "A OUTPUT -> INPUT B" in run_fbp("parse", path, check=True).stdout
+    dot = run_fbp("show", path, "--case-sensitive", check=True).stdout
+    assert 'taillabel="outPut", headlabel="inPut"' in dot

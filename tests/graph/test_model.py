@@ -173,3 +173,20 @@ def test_hand_built_graph_serialises():
     again = fbp.graph.parse(text, case_sensitive=True)
     assert again.to_json() == graph.to_json()
     assert "Src(core/Sequence:x=-1.5,y=20)" in text
+
+
+def test_public_names_of_fbp_graph():
+    assert sorted(fbp.graph.__all__) == sorted(
+        [
+            "Check", "Connection", "Export", "Graph", "Location", "PortRef", "Process",
+            "STRUCTURAL_CHECKS", "graph_from_json", "load", "parse", "save", "validate",
+        ]
+    )  # fmt: skip
+    for name in fbp.graph.__all__:
+        assert getattr(fbp.graph, name) is not None
+
+
+def test_name_and_runtime_properties():
+    graph = fbp.graph.parse("# @runtime python\n# @name demo\nA(core/Repeat)\n")
+    assert (graph.name, graph.runtime) == ("demo", "python")
+    assert (fbp.graph.parse("").name, fbp.graph.parse("").runtime) == (None, None)

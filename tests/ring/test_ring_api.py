@@ -110,6 +110,15 @@ def test_reserve_writes_in_place_and_commits_on_exit(make_ring):
     assert np.array_equal(np.frombuffer(rec, np.float64), np.linspace(0, 1, 100))
 
 
+def test_the_reserved_view_dies_with_the_block(make_ring):
+    producer, consumer = pair(make_ring())
+    with producer.reserve(4) as buf:
+        buf[:] = b"once"
+    with pytest.raises(ValueError, match="released"):
+        buf[:] = b"late"
+    assert bytes(consumer.recv(timeout=1)) == b"once"
+
+
 def test_reserve_abandons_on_exception(make_ring):
     producer, consumer = pair(make_ring())
     with pytest.raises(RuntimeError, match="writer failed"), producer.reserve(16) as buf:
@@ -300,6 +309,8 @@ def test_attach_errors_are_clear(make_ring, tmp_path):
         Ring.create(4096, name=ring.name)
     with pytest.raises(ValueError, match="capacity must be >= 1"):
         Ring.create(0)
+    with pytest.raises(ValueError, match="not an fbp name.*new_segment_name"):
+        Ring.create(4096, name="my-ring")
 
 
 def test_a_non_ring_segment_is_refused():
@@ -383,3 +394,28 @@ def test_a_second_thread_is_refused_while_one_waits_and_close_stops_the_wait(mak
     assert len(outcome) == 1 and isinstance(outcome[0], ClosedPort)
     with pytest.raises(BrokenConnection):
         producer.send(b"x")
+
+
+def test_a_replaced_consumer_handle_cannot_move_the_tail(make_ring):
+    producer, old = pair(make_ring())
+    for i in range(3):
+        producer.send(bytes([i]))
+    held = old.recv()
+    new = Ring.attach(old.name, "consumer")  # takes over (same process: no liveness check)
+    with pytest.raises(ClosedPort, match="newer consumer attached"):
+        old.recv(timeout=0)
+    held.release()  # late release by the stale handle: ignored
+    assert producer.stats()["tail"] == 0
+    assert [bytes(new.recv(timeout=0)) for _ in range(3)] == [b"\x00", b"\x01", b"\x02"]
+    assert producer.stats()["fill_records"] == 0
+
+
+def test_a_corrupt_record_header_is_refused_not_read(make_ring):
+    ring = make_ring(4096)
+    producer, consumer = pair(ring)
+    producer.send(b"fine")
+    with open(f"/dev/shm/{ring.name}", "r+b") as segment:
+        segment.seek(4096)  # first record header: uint64 length
+        segment.write((1 << 40).to_bytes(8, "little"))
+    with pytest.raises(FBPError, match="header at byte position 0 is impossible"):
+        consumer.recv(timeout=0)
