@@ -106,7 +106,9 @@ class Supervisor:
                         "component": process.spec.full_name,
                         "paths": self.paths,
                         "config": process.config,
-                        "iips": [list(iip) for iip in process.stream_iips],
+                        # Config IIPs configure every worker; a stream IIP is one packet,
+                        # so only the first worker gets it.
+                        "iips": [list(iip) for iip in process.stream_iips] if number == 0 else [],
                         "inputs": [],
                         "outputs": [],
                         "parent_pid": os.getpid(),
@@ -138,7 +140,8 @@ class Supervisor:
                 self.instances[s_name].outputs.extend(group)
         for instance in self.instances.values():
             streams = [i for i in instance.spec["inputs"] if not i["config"]]
-            instance.is_source = not streams and not instance.spec["iips"]
+            has_stream_ports = bool(self.plan.processes[instance.process].spec.stream_inports)
+            instance.is_source = not streams and not (has_stream_ports and instance.spec["iips"])
 
     def _launch(self, instance: Instance) -> None:
         control_read, control_write = os.pipe()

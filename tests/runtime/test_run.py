@@ -138,6 +138,27 @@ def test_arrays_written_in_the_ring_slot_arrive_with_metadata(run_fbp, graph_fil
     assert rows[3]["meta"] == {"run": 1}
 
 
+def test_brackets_travel_through_rings_and_stream_iips_reach_one_worker(
+    run_fbp, graph_file, tmp_path
+):
+    out = tmp_path / "rows"
+    graph = graph_file(
+        f"""
+R(probe/Runs) OUT -> IN P(core/Repeat) OUT -> IN W(probe/Record)
+'{out}' -> PATH W
+'hello' -> IN O(core/Output:workers=2)
+"""
+    )
+    result = run_fbp("run", graph, "--path", LIB, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hello\n"
+    rows = [(r.get("bracket", 0), r["value"]) for r in recorded(out)]
+    assert rows == [
+        (1, "run-1"), (0, "run-1/0"), (0, "run-1/1"), (2, "run-1"),
+        (1, "run-2"), (0, "run-2/0"), (0, "run-2/1"), (2, "run-2"),
+    ]  # fmt: skip
+
+
 def test_exceptions_are_reported_sent_to_error_and_the_component_goes_on(
     run_fbp, graph_file, tmp_path
 ):

@@ -43,6 +43,9 @@ class Record(Component):
             }
         )
 
+    def bracket(self, packet):
+        self.rows.append({"seq": packet.seq, "value": packet.value, "bracket": int(packet.kind)})
+
     def finish(self):
         with open(f"{self.path}.{os.getpid()}", "w") as handle:
             handle.writelines(json.dumps(row) + "\n" for row in self.rows)
@@ -106,3 +109,13 @@ def Endless(*, delay):
         yield Packet(number, seq=number)
         number += 1
         time.sleep(float(delay))
+
+
+@component(outports=[OutPort("OUT", Any, "two substreams of two values")])
+def Runs(*, ports):
+    """Send substreams: OPEN run, two values, CLOSE run; twice."""
+    for run in ("run-1", "run-2"):
+        ports.OUT.open_bracket(run)
+        for number in range(2):
+            yield f"{run}/{number}"
+        ports.OUT.close_bracket(run)
