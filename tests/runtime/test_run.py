@@ -365,13 +365,14 @@ S(probe/Endless) OUT -> IN D(core/Drop)
     assert len(remove_stale_segments()) == 1
 
 
-@pytest.mark.timeout(120)
-def test_every_graph_with_implemented_components_runs(run_fbp):
+@pytest.mark.timeout(300)
+def test_every_graph_with_implemented_components_runs(run_fbp, tmp_path):
     ran = []
     for graph in sorted(GRAPHS.glob("*.fbp")):
         if run_fbp("check", graph).returncode != 0:
             continue  # uses components not implemented yet (science, zmq, ...)
-        result = run_fbp("run", graph, "--timeout", "60")
+        # graphs write their files relative to where they run (fbp-output/...)
+        result = run_fbp("run", graph, "--timeout", "60", cwd=tmp_path, timeout=120)
         assert result.returncode == 0, f"{graph}: {result.stderr}"
         ran.append(graph.name)
     assert "count.fbp" in ran
