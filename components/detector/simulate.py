@@ -267,42 +267,17 @@ class DetectorSimulator:
         truth = self.render_into(seq, out)
         return out, truth
 
-    def render_into(self, seq: int, out) -> FrameTruth:
-        """Write frame `seq` into `out` (e.g. a ring slot) and return its truth.
+    def truth(self, seq: int) -> FrameTruth:
+        """What frame `seq` contains, without rendering it (cheap: no per-pixel work).
 
-        Args:
-            seq: frame number (>= 0); with the seed it fixes the frame.
-            out: writable C-contiguous array (or buffer) of `shape` and `dtype`.
-
-        Raises:
-            ValueError: `out` has the wrong shape, dtype or layout.
+        The truth has a random stream of its own (seed, seq, 1), apart from the pixel noise
+        (seed, seq, 0), so it can be known before the frame is drawn, e.g. to write the
+        packet metadata ahead of the image in a ring slot.
         """
-        image = out if isinstance(out, np.ndarray) else np.frombuffer(out, dtype=self.dtype)
-        if (
-            image.dtype != self.dtype
-            or image.size != self._offsets.size
-            or not image.flags.c_contiguous
-            or not image.flags.writeable
-        ):
-            raise ValueError(
-                f"out must be a writable C-contiguous {self.dtype} array of shape {self.shape}, "
-                f"got {image.dtype} {image.shape}"
-            )
-        image = image.reshape(self.shape)
-        rng = np.random.default_rng([self.seed, int(seq)])
-        uniforms = np.frombuffer(rng.bytes(2 * self._offsets.size), dtype=np.uint16)
-        np.add(self._offsets, uniforms, out=self._index)
-        np.take(self._tables, self._index, out=image.reshape(-1), mode="wrap")
-
-        is_hit = bool(rng.random() < self.hit_rate)
-        if not is_hit:
+        rng = np.random.default_rng([self.seed, int(seq), 1])
+        if not rng.random() < self.hit_rate:
             return FrameTruth(int(seq), False)
         count = max(self.min_spots, int(rng.poisson(self.spots_per_hit)))
-        return self._add_spots(int(seq), rng, image, count)
-
-    def _add_spots(
-        self, seq: int, rng: np.random.Generator, image: np.ndarray, count: int
-    ) -> FrameTruth:
         height, width = self.shape
         margin = self._half + 1
         # Candidates are drawn in excess: those on gaps/dead pixels or too close to an
@@ -323,36 +298,78 @@ class DetectorSimulator:
         x, y = xs[keep], ys[keep]
         low, high = self.spot_photons
         photons = np.exp(rng.uniform(math.log(low), math.log(high), len(keep)))
-
+        expected, row0, col0 = self._stamps(x, y, photons)
         size = 2 * self._half + 1
-        col0 = np.rint(x).astype(int) - self._half
-        row0 = np.rint(y).astype(int) - self._half
-        steps = np.arange(size + 1) - 0.5
-        scale = self.spot_sigma * math.sqrt(2.0)
-        cdf_x = 0.5 * _erf((col0[:, None] + steps[None, :] - x[:, None]) / scale).astype(float)
-        cdf_y = 0.5 * _erf((row0[:, None] + steps[None, :] - y[:, None]) / scale).astype(float)
-        profile_x, profile_y = np.diff(cdf_x, axis=1), np.diff(cdf_y, axis=1)
-        expected = photons[:, None, None] * profile_y[:, :, None] * profile_x[:, None, :]
-        counts = rng.poisson(expected)
-
         peak = expected.reshape(len(keep), -1).max(axis=1)
         snr = np.empty(len(keep))
         background = np.empty(len(keep))
         for i in range(len(keep)):
+            bg = self.background_map[row0[i] : row0[i] + size, col0[i] : col0[i] + size]
+            top_r, top_c = np.unravel_index(np.argmax(expected[i]), expected[i].shape)
+            box = (slice(max(top_r - 1, 0), top_r + 2), slice(max(top_c - 1, 0), top_c + 2))
+            signal = float(expected[i][box].sum())
+            snr[i] = signal / math.sqrt(signal + float(bg[box].sum()))
+            background[i] = float(bg[self._half, self._half])
+        return FrameTruth(int(seq), True, x, y, photons, peak, background, snr)
+
+    def _stamps(self, x: np.ndarray, y: np.ndarray, photons: np.ndarray):
+        """Expected photons per pixel of each spot on a (2h+1)^2 stamp, and stamp origins."""
+        size = 2 * self._half + 1
+        col0 = np.rint(x).astype(int) - self._half
+        row0 = np.rint(y).astype(int) - self._half
+        # Pixel c spans [c - 0.5, c + 0.5]: integrate the Gaussian over it (erf differences).
+        edges = np.arange(size + 1) - 0.5
+        scale = self.spot_sigma * math.sqrt(2.0)
+        cdf_x = 0.5 * _erf((col0[:, None] + edges[None, :] - x[:, None]) / scale).astype(float)
+        cdf_y = 0.5 * _erf((row0[:, None] + edges[None, :] - y[:, None]) / scale).astype(float)
+        profile_x, profile_y = np.diff(cdf_x, axis=1), np.diff(cdf_y, axis=1)
+        expected = photons[:, None, None] * profile_y[:, :, None] * profile_x[:, None, :]
+        return expected, row0, col0
+
+    def render_into(self, seq: int, out, truth: FrameTruth | None = None) -> FrameTruth:
+        """Write frame `seq` into `out` (e.g. a ring slot) and return its truth.
+
+        Args:
+            seq: frame number (>= 0); with the seed it fixes the frame.
+            out: writable C-contiguous array (or buffer) of `shape` and `dtype`.
+            truth: `self.truth(seq)` if already computed.
+
+        Raises:
+            ValueError: `out` has the wrong shape, dtype or layout.
+        """
+        image = out if isinstance(out, np.ndarray) else np.frombuffer(out, dtype=self.dtype)
+        if (
+            image.dtype != self.dtype
+            or image.size != self._offsets.size
+            or not image.flags.c_contiguous
+            or not image.flags.writeable
+        ):
+            raise ValueError(
+                f"out must be a writable C-contiguous {self.dtype} array of shape {self.shape}, "
+                f"got {image.dtype} {image.shape}"
+            )
+        image = image.reshape(self.shape)
+        if truth is None:
+            truth = self.truth(seq)
+        rng = np.random.default_rng([self.seed, int(seq), 0])
+        uniforms = np.frombuffer(rng.bytes(2 * self._offsets.size), dtype=np.uint16)
+        np.add(self._offsets, uniforms, out=self._index)
+        np.take(self._tables, self._index, out=image.reshape(-1), mode="wrap")
+        if truth.n_spots:
+            self._add_spots(rng, image, truth)
+        return truth
+
+    def _add_spots(self, rng: np.random.Generator, image: np.ndarray, truth: FrameTruth) -> None:
+        expected, row0, col0 = self._stamps(truth.x, truth.y, truth.photons)
+        counts = rng.poisson(expected)
+        size = 2 * self._half + 1
+        for i in range(truth.n_spots):
             rows = slice(row0[i], row0[i] + size)
             cols = slice(col0[i], col0[i] + size)
             region = image[rows, cols]
             valid = self._active[rows, cols]
             added = region.astype(np.int64) + counts[i]
             region[valid] = np.minimum(added, self.saturation)[valid]
-            bg = self.background_map[rows, cols]
-            top_r, top_c = np.unravel_index(np.argmax(expected[i]), expected[i].shape)
-            box = (slice(max(top_r - 1, 0), top_r + 2), slice(max(top_c - 1, 0), top_c + 2))
-            signal = float(expected[i][box].sum())
-            noise = float(bg[box].sum())
-            snr[i] = signal / math.sqrt(signal + noise)
-            background[i] = float(bg[self._half, self._half])
-        return FrameTruth(seq, True, x, y, photons, peak, background, snr)
 
     def series_info(self) -> dict:
         """Detector description for a series start (Stream V2 start-message field names)."""

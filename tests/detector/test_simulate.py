@@ -141,3 +141,10 @@ def test_uint32_frames():
     image, _ = sim.frame(0)
     assert image.dtype == np.uint32 and image[sim.pixel_mask == MASK_GAP].size == 0
     assert (image[sim.pixel_mask == MASK_DEAD] == 2**32 - 1).all()
+
+
+def test_truth_is_known_before_rendering(small):
+    for seq in range(6):
+        before = small.truth(seq)
+        _, rendered = small.frame(seq)
+        assert before.to_meta() == rendered.to_meta()
