@@ -1,0 +1,1 @@
+"""xray: hit finding, corrections and azimuthal integration for light-source frames."""
