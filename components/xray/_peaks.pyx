@@ -89,9 +89,9 @@ def connected_peaks(
     the caller and reused between frames; `label` is all zero again on return.
 
     Returns:
-        float64 array (n, 10): max_row, max_col, npix, region_pixels, signal (sum of value
+        float64 array (n, 11): max_row, max_col, npix, region_pixels, signal (sum of value
         minus background over the region), observed (sum of values), expected background,
-        background variance, centroid row, centroid column.
+        background variance, centroid row, centroid column, brightest pixel's excess.
     """
     cdef Py_ssize_t rows = frame.shape[0], cols = frame.shape[1]
     cdef Py_ssize_t n_pixels = rows * cols
@@ -105,8 +105,8 @@ def connected_peaks(
     cdef double value, excess, best_excess, weight, sum_w, sum_wr, sum_wc
     cdef double observed, expected, var_sum
     out = []
-    cdef double row_buf[10]
-    found = np.empty((64, 10), np.float64)
+    cdef double row_buf[11]
+    found = np.empty((64, 11), np.float64)
     cdef double[:, ::1] found_view = found
     cdef Py_ssize_t n_found = 0
 
@@ -215,12 +215,13 @@ def connected_peaks(
             row_buf[7] = var_sum
             row_buf[8] = sum_wr / sum_w if sum_w > 0.0 else r0
             row_buf[9] = sum_wc / sum_w if sum_w > 0.0 else c0
+            row_buf[10] = best_excess
         if not keep:
             continue
         if n_found == found_view.shape[0]:
             found = np.concatenate([found, np.empty_like(found)])
             found_view = found
-        for r in range(10):
+        for r in range(11):
             found_view[n_found, r] = row_buf[r]
         n_found += 1
 

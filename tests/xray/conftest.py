@@ -97,3 +97,14 @@ def match_spots(truth_x, truth_y, found_x, found_y, radius=2.0):
     dy = truth_y[:, None] - np.asarray(found_y)[None, :]
     distance = np.sqrt(dx**2 + dy**2).min(axis=1)
     return np.where(distance <= radius, distance, np.inf)
+
+
+@pytest.fixture(scope="session")
+def frame_maker_class():
+    """The FrameMaker class, for tests that need another background level."""
+    return FrameMaker
+
+
+@pytest.fixture(name="match_spots", scope="session")
+def match_spots_fixture():
+    return match_spots
