@@ -46,13 +46,24 @@ class NXdataWriter:
         path: file to create (its folder is created; an existing file is an error).
         max_peaks: peak-table width per frame.
         title: free text for /entry/title.
+        overwrite: replace an existing file instead of refusing.
 
     Raises:
-        FileExistsError: `path` exists.
+        FileExistsError: `path` exists and `overwrite` is false.
+        ValueError: max_peaks < 1.
     """
 
-    def __init__(self, path: str | os.PathLike, *, max_peaks: int = 1024, title: str = "") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        max_peaks: int = 1024,
+        title: str = "",
+        overwrite: bool = False,
+    ) -> None:
         self.path = os.fspath(path)
+        if overwrite and os.path.exists(self.path):
+            os.unlink(self.path)
         if os.path.exists(self.path):
             raise FileExistsError(f"{self.path} exists; result writers never overwrite")
         if max_peaks < 1:

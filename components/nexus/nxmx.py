@@ -89,9 +89,10 @@ class NXmxWriter:
         detector: the detector and beam description.
         compression: "bslz4" (default), "lz4", "gzip" or "none".
         title: free text for /entry/title.
+        overwrite: replace an existing file instead of refusing.
 
     Raises:
-        FileExistsError: `path` exists (one file per series; never overwrite data).
+        FileExistsError: `path` exists and `overwrite` is false.
         ValueError: a frame shape or compression is invalid.
 
     Use as a context manager, or call `close()`: it records the end time and closes the
@@ -105,10 +106,13 @@ class NXmxWriter:
         *,
         compression: str = "bslz4",
         title: str = "",
+        overwrite: bool = False,
     ) -> None:
         self.path = os.fspath(path)
         self.detector = detector
         filters = compression_filters(compression)
+        if overwrite and os.path.exists(self.path):
+            os.unlink(self.path)
         if os.path.exists(self.path):
             raise FileExistsError(
                 f"{self.path} exists; NXmx writers never overwrite, pick a new name per series"

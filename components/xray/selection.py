@@ -71,16 +71,16 @@ class FrameSum:
 def is_hit(meta: dict, min_peaks: int | None = None) -> bool:
     """Whether a packet's metadata marks a hit.
 
-    With `min_peaks`, decides from the peak count `n_peaks`; otherwise uses `is_hit` as
-    the peak finder set it.
+    With `min_peaks`, decides from the peak count `n_peaks`; otherwise uses `hit` as the
+    peak finder set it. (`is_hit` is a simulator's ground truth and is never consulted.)
 
     Raises:
         KeyError: the metadata has neither key (the packet did not pass a peak finder).
     """
     if min_peaks is not None and "n_peaks" in meta:
         return int(meta["n_peaks"]) >= min_peaks
-    if "is_hit" in meta:
-        return bool(meta["is_hit"])
+    if "hit" in meta:
+        return bool(meta["hit"])
     raise KeyError(
-        "packet metadata has no 'is_hit' or 'n_peaks'; put xray/PeakFinder before HitFilter"
+        "packet metadata has no 'hit' or 'n_peaks'; put xray/PeakFinder before HitFilter"
     )

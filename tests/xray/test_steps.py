@@ -81,7 +81,8 @@ def test_frame_sum_ignores_invalid_pixels():
 
 
 def test_is_hit_from_peak_metadata():
-    assert is_hit({"is_hit": True, "n_peaks": 3})
-    assert not is_hit({"is_hit": True, "n_peaks": 3}, min_peaks=5)
+    assert is_hit({"hit": True, "n_peaks": 3})
+    assert not is_hit({"hit": True, "n_peaks": 3}, min_peaks=5)
+    assert not is_hit({"hit": False, "is_hit": True})  # the simulator's truth is not used
     with pytest.raises(KeyError, match="put xray/PeakFinder before HitFilter"):
         is_hit({"seq": 1})
