@@ -10,8 +10,12 @@ import numpy as np
 
 cimport numpy as cnp
 from libc.math cimport sqrt
+from libc.stdlib cimport free, malloc, realloc
 
 cnp.import_array()
+
+cdef enum:
+    N_COLUMNS = 11
 
 ctypedef fused pixel_t:
     cnp.uint8_t
@@ -99,16 +103,19 @@ def connected_peaks(
     cdef cnp.int32_t[::1] bright = scratch[:n_pixels]
     cdef cnp.int32_t[::1] stack = scratch[n_pixels:]
     cdef Py_ssize_t n_bright = 0, i, head, tail, p, q
-    cdef Py_ssize_t r, c, rr, cc, r0, c0, r1, c1, best
-    cdef int b, comp_id = 0, npix, region
-    cdef bint keep
+    cdef Py_ssize_t r, c, rr, cc, r0, c0, best
+    cdef int b, k, comp_id = 0, npix, region
     cdef double value, excess, best_excess, weight, sum_w, sum_wr, sum_wc
     cdef double observed, expected, var_sum
-    out = []
-    cdef double row_buf[11]
-    found = np.empty((64, 11), np.float64)
-    cdef double[:, ::1] found_view = found
-    cdef Py_ssize_t n_found = 0
+    # Results go to a malloc'd table so the whole search runs in one GIL-free block
+    # (releasing the GIL per component cost more than the search for noisy frames).
+    cdef Py_ssize_t capacity = 256, n_found = 0
+    cdef double *found = <double *>malloc(capacity * N_COLUMNS * sizeof(double))
+    cdef double *grown
+    cdef double *row
+    cdef bint out_of_memory = False
+    if found == NULL:
+        raise MemoryError()
 
     with nogil:
         for r in range(rows):
@@ -122,12 +129,11 @@ def connected_peaks(
                     bright[n_bright] = <cnp.int32_t>(r * cols + c)
                     n_bright += 1
 
-    for i in range(n_bright):
-        p = bright[i]
-        if label[p // cols, p % cols] != -1:
-            continue
-        comp_id += 1
-        with nogil:
+        for i in range(n_bright):
+            p = bright[i]
+            if label[p // cols, p % cols] != -1:
+                continue
+            comp_id += 1
             # Flood fill: the stack doubles as the component's pixel list.
             label[p // cols, p % cols] = comp_id
             stack[0] = <cnp.int32_t>p
@@ -155,10 +161,8 @@ def connected_peaks(
                             stack[tail] = <cnp.int32_t>(rr * cols + cc)
                             tail += 1
             npix = <int>tail
-            keep = min_pixels <= npix <= max_pixels
-        if not keep:
-            continue
-        with nogil:
+            if npix < min_pixels or npix > max_pixels:
+                continue
             observed = 0.0
             expected = 0.0
             var_sum = 0.0
@@ -204,29 +208,39 @@ def connected_peaks(
                         sum_wr += weight * rr
                         sum_wc += weight * cc
                     region += 1
-            keep = var_sum > 0.0 and (observed - expected) >= min_excess_sigma * sqrt(var_sum)
-            row_buf[0] = r0
-            row_buf[1] = c0
-            row_buf[2] = npix
-            row_buf[3] = region
-            row_buf[4] = observed - expected
-            row_buf[5] = observed
-            row_buf[6] = expected
-            row_buf[7] = var_sum
-            row_buf[8] = sum_wr / sum_w if sum_w > 0.0 else r0
-            row_buf[9] = sum_wc / sum_w if sum_w > 0.0 else c0
-            row_buf[10] = best_excess
-        if not keep:
-            continue
-        if n_found == found_view.shape[0]:
-            found = np.concatenate([found, np.empty_like(found)])
-            found_view = found
-        for r in range(11):
-            found_view[n_found, r] = row_buf[r]
-        n_found += 1
+            if var_sum <= 0.0 or (observed - expected) < min_excess_sigma * sqrt(var_sum):
+                continue
+            if n_found == capacity:
+                grown = <double *>realloc(found, 2 * capacity * N_COLUMNS * sizeof(double))
+                if grown == NULL:
+                    out_of_memory = True
+                    break
+                found = grown
+                capacity *= 2
+            row = found + n_found * N_COLUMNS
+            row[0] = r0
+            row[1] = c0
+            row[2] = npix
+            row[3] = region
+            row[4] = observed - expected
+            row[5] = observed
+            row[6] = expected
+            row[7] = var_sum
+            row[8] = sum_wr / sum_w if sum_w > 0.0 else r0
+            row[9] = sum_wc / sum_w if sum_w > 0.0 else c0
+            row[10] = best_excess
+            n_found += 1
 
-    with nogil:
         for i in range(n_bright):
             p = bright[i]
             label[p // cols, p % cols] = 0
-    return found[:n_found].copy()
+
+    table = np.empty((n_found, N_COLUMNS), np.float64)
+    cdef double[:, ::1] table_view = table
+    for i in range(n_found):
+        for k in range(N_COLUMNS):
+            table_view[i, k] = found[i * N_COLUMNS + k]
+    free(found)
+    if out_of_memory:
+        raise MemoryError("out of memory while collecting peak candidates")
+    return table

@@ -37,7 +37,7 @@ from scipy import special, stats
 
 from . import _peaks
 
-__all__ = ["PeakFinder", "PeakResult", "radial_bins", "PEAK_COLUMNS"]
+__all__ = ["PEAK_COLUMNS", "PeakFinder", "PeakResult", "poisson_quantile", "radial_bins"]
 
 #: Columns of a peak table, in order.
 PEAK_COLUMNS = (
@@ -263,7 +263,7 @@ class PeakFinder:
             with np.errstate(invalid="ignore", divide="ignore"):
                 mean = np.where(count > 0, total / count, 0.0)
                 variance = np.maximum(np.where(count > 0, square / count - mean**2, 0.0), 0.0)
-            poisson_limit = (stats.poisson.isf(self.clip_tail, np.maximum(mean / gain, 0)) + 0.5) * gain
+            poisson_limit = (poisson_quantile(self.clip_tail, np.maximum(mean / gain, 0)) + 0.5) * gain
             limit = np.maximum(mean + self.clip_sigma * np.sqrt(variance), poisson_limit)
         # A bin that saw no photon at all is taken to hold half a photon among its pixels,
         # so that one photon there is unlikely, not infinitely significant.
@@ -282,7 +282,7 @@ class PeakFinder:
         dispersion = np.where(poissonian, np.maximum(photon_var / np.where(poissonian, photons, 1), 1.0), 1.0)
         effective_mean = np.where(poissonian, photons / dispersion, 1.0)
         # isf gives the smallest k with P(X > k) <= tail: a candidate has value > k.
-        k = stats.poisson.isf(self.pixel_tail, effective_mean)
+        k = poisson_quantile(self.pixel_tail, effective_mean)
         poisson_threshold = k * dispersion * gain
         gaussian_threshold = mean + self.pixel_sigma * np.sqrt(variance)
         return np.ascontiguousarray(np.where(poissonian, poisson_threshold, gaussian_threshold))
@@ -374,6 +374,22 @@ class PeakFinder:
         elif frame.dtype not in _SUPPORTED:
             frame = frame.astype(np.float32)
         return np.ascontiguousarray(frame)
+
+
+def poisson_quantile(tail: float, mean: np.ndarray) -> np.ndarray:
+    """Per mean, the smallest integer k with P(N > k) <= tail for N ~ Poisson(mean).
+
+    Same values as scipy.stats.poisson.isf, two to three times faster for the few thousand
+    radial bins of a frame: a Cornish-Fisher start just below the answer, then a few
+    vectorised steps up.
+    """
+    z = special.ndtri(1.0 - tail)
+    k = np.maximum(np.floor(mean + z * np.sqrt(mean) + (z * z - 1.0) / 6.0) - 2.0, 0.0)
+    while True:
+        above = special.pdtrc(k, mean) > tail
+        if not above.any():
+            return k
+        k += above
 
 
 _SUPPORTED = tuple(
