@@ -14,7 +14,7 @@ TIME_DTYPE = h5py.string_dtype("utf-8", 40)
 
 def now_iso() -> str:
     """The current UTC time in ISO 8601 with an explicit offset, as NeXus asks."""
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
 
 
 def group(parent: h5py.Group, name: str, nx_class: str, **attrs) -> h5py.Group:
@@ -58,9 +58,7 @@ def compression(name: str) -> dict:
         return {"compression": "gzip", "compression_opts": 1}
     if name == "none":
         return {}
-    raise ValueError(
-        f"compression must be 'bslz4', 'lz4', 'gzip' or 'none', got {name!r}"
-    )
+    raise ValueError(f"compression must be 'bslz4', 'lz4', 'gzip' or 'none', got {name!r}")
 
 
 def growable(parent: h5py.Group, name: str, shape: tuple, dtype, chunk_rows: int = 1, **kwargs):

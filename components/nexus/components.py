@@ -59,10 +59,15 @@ class WriteNXmx(Component):
 
     inports = [
         InPort("IN", FRAMES, "frames to store (a series is a bracket)"),
-        InPort("PATH", Str, "file name; {series} or {series:04d} numbers the series",
-               default="fbp-output/images_{series:04d}.nxs"),
-        InPort("MASK", Array(ndim=2), "NXmx pixel mask to store; connect a MASK outport",
-               default=None),
+        InPort(
+            "PATH",
+            Str,
+            "file name; {series} or {series:04d} numbers the series",
+            default="fbp-output/images_{series:04d}.nxs",
+        ),
+        InPort(
+            "MASK", Array(ndim=2), "NXmx pixel mask to store; connect a MASK outport", default=None
+        ),
         InPort("COMPRESSION", Str, "bslz4, lz4, gzip or none", default="bslz4"),
         InPort("OVERWRITE", Bool, "replace existing files instead of refusing", default=False),
     ]
@@ -102,12 +107,12 @@ class WriteNXmx(Component):
         rows, cols = frame.shape
         eiger = (rows + 38) % 550 == 0 and (cols + 12) % 1040 == 0
         mask = self.mask if self.mask is not None and np.shape(self.mask) == frame.shape else None
-        options = dict(
-            shape=frame.shape,
-            dtype=str(frame.dtype),
-            module_shape=(512, 1028) if eiger else None,
-            pixel_mask=mask,
-        )
+        options = {
+            "shape": frame.shape,
+            "dtype": str(frame.dtype),
+            "module_shape": (512, 1028) if eiger else None,
+            "pixel_mask": mask,
+        }
         for ours, theirs in (
             ("pixel_size", "pixel_size_x"),
             ("distance", "detector_distance"),
@@ -185,8 +190,13 @@ class WriteNXdata(Component):
             self.lost += 1
         elif packet.port == "LOSSES":
             count = int(value.get("count", 1))
-            self.writer.record_loss(str(value["where"]), str(value["kind"]),
-                                    str(value.get("reason", "")), count, value.get("seq"))
+            self.writer.record_loss(
+                str(value["where"]),
+                str(value["kind"]),
+                str(value.get("reason", "")),
+                count,
+                value.get("seq"),
+            )
             self.lost += count
 
     def finish(self) -> None:

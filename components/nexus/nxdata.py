@@ -21,13 +21,14 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from typing import Self
 
 import h5py
 import numpy as np
 
 from ._hdf import field, group, growable, now_iso, time_field
 
-__all__ = ["NXdataWriter", "PEAK_FIELDS"]
+__all__ = ["PEAK_FIELDS", "NXdataWriter"]
 
 #: Per-peak columns stored, with their dtype and fill value beyond n_peaks.
 PEAK_FIELDS = {
@@ -96,8 +97,16 @@ class NXdataWriter:
             growable(g, "n_peaks", (), np.int32, chunk_rows=1024)
             growable(g, "peaks_truncated", (), np.int32, chunk_rows=1024)
             for name, (dtype, fill) in PEAK_FIELDS.items():
-                growable(g, name, (self.max_peaks,), dtype, chunk_rows=16, fillvalue=fill,
-                         compression="gzip", compression_opts=1)
+                growable(
+                    g,
+                    name,
+                    (self.max_peaks,),
+                    dtype,
+                    chunk_rows=16,
+                    fillvalue=fill,
+                    compression="gzip",
+                    compression_opts=1,
+                )
             g["x"].attrs["units"] = g["y"].attrs["units"] = "pixel"
             g["intensity"].attrs["units"] = "counts"
         n_peaks = len(peaks["x"])
@@ -216,7 +225,7 @@ class NXdataWriter:
                     break
             self._file.close()
 
-    def __enter__(self) -> NXdataWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

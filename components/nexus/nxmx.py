@@ -22,11 +22,13 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import Self
 
 import h5py
 import numpy as np
 
-from ._hdf import compression as compression_filters, field, group, growable, now_iso, time_field
+from ._hdf import compression as compression_filters
+from ._hdf import field, group, growable, now_iso, time_field
 
 __all__ = ["DetectorDescription", "NXmxWriter"]
 
@@ -251,7 +253,9 @@ class NXmxWriter:
         if not self._file:
             raise RuntimeError(f"{self.path} is closed; start a new NXmxWriter per series")
         frame = np.asarray(frame)
-        if frame.shape != tuple(self.detector.shape) or frame.dtype != np.dtype(self.detector.dtype):
+        if frame.shape != tuple(self.detector.shape) or frame.dtype != np.dtype(
+            self.detector.dtype
+        ):
             raise ValueError(
                 f"frame is {frame.dtype}{list(frame.shape)}, this file holds "
                 f"{self.detector.dtype}{list(self.detector.shape)}"
@@ -277,7 +281,7 @@ class NXmxWriter:
             self._end_estimated[()] = end
             self._file.close()
 
-    def __enter__(self) -> NXmxWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -15,4 +15,4 @@ from fbp_components.xray.components import (
     Sum,
 )
 
-__all__ = ["DarkCorrect", "HitFilter", "Mask", "PeakFinder", "ROI", "RadialProfile", "Sum"]
+__all__ = ["ROI", "DarkCorrect", "HitFilter", "Mask", "PeakFinder", "RadialProfile", "Sum"]

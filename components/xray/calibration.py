@@ -32,6 +32,4 @@ def load_array(source: str) -> np.ndarray:
             return np.asarray(f["/" + dataset][()])
     if source.endswith(".npy"):
         return np.load(source, allow_pickle=False)
-    raise ValueError(
-        f"calibration source must be FILE.npy or FILE.h5:/dataset, got {source!r}"
-    )
+    raise ValueError(f"calibration source must be FILE.npy or FILE.h5:/dataset, got {source!r}")

@@ -22,7 +22,7 @@ from .peaks import PeakFinder as _PeakFinder
 from .radial import RadialIntegrator
 from .selection import FrameSum, crop, is_hit, parse_roi
 
-__all__ = ["DarkCorrect", "HitFilter", "Mask", "PeakFinder", "ROI", "RadialProfile", "Sum"]
+__all__ = ["ROI", "DarkCorrect", "HitFilter", "Mask", "PeakFinder", "RadialProfile", "Sum"]
 
 FRAMES = Array(ndim=2)
 MASK_PORT = InPort(
@@ -44,19 +44,17 @@ class DarkCorrect(Component):
 
     inports = [
         InPort("IN", FRAMES, "raw frames"),
-        InPort("DARK", Str, "dark image: FILE.npy or FILE.h5:/dataset; empty for none",
-               default=""),
-        InPort("FLAT", Str, "relative gain image (1 = nominal), same forms; empty for none",
-               default=""),
+        InPort("DARK", Str, "dark image: FILE.npy or FILE.h5:/dataset; empty for none", default=""),
+        InPort(
+            "FLAT", Str, "relative gain image (1 = nominal), same forms; empty for none", default=""
+        ),
     ]
     outports = [OutPort("OUT", FRAMES, "corrected frames (float32), or the input unchanged")]
 
     def setup(self, *, dark, flat) -> None:
         dark_image = load_array(dark) if dark else None
         flat_image = load_array(flat) if flat else None
-        self.correction = (
-            DarkCorrection(dark_image, flat_image) if dark or flat else None
-        )
+        self.correction = DarkCorrection(dark_image, flat_image) if dark or flat else None
 
     def process(self, packet: Packet):
         if self.correction is None:
@@ -77,8 +75,9 @@ class Mask(Component):
         InPort("IN", FRAMES, "frames"),
         MASK_PORT,
         InPort("GAPS", Bool, "also mask EIGER2 module gaps (512 x 1028 modules)", default=False),
-        InPort("HOT_THRESHOLD", Float, "counts that make a pixel suspicious; 0 disables",
-               default=0.0),
+        InPort(
+            "HOT_THRESHOLD", Float, "counts that make a pixel suspicious; 0 disables", default=0.0
+        ),
         InPort("HOT_FRAMES", Int, "frames a pixel must be suspicious in to be hot", default=3),
     ]
     outports = [OutPort("OUT", FRAMES, "frames with bad pixels invalid")]
@@ -96,8 +95,9 @@ class Mask(Component):
             static = np.zeros(frame.shape, np.uint32) if self.static is None else self.static
             if self.gaps:
                 static = np.where(module_gap_mask(frame.shape), 1, static)
-            self.masker = PixelMask(frame.shape, static, hot_threshold=self.hot_threshold,
-                                    hot_frames=self.hot_frames)
+            self.masker = PixelMask(
+                frame.shape, static, hot_threshold=self.hot_threshold, hot_frames=self.hot_frames
+            )
         return self.masker.apply(frame)
 
 
@@ -119,16 +119,19 @@ class PeakFinder(Component):
         InPort("IN", FRAMES, "frames (photon counts; masked pixels at dtype max or NaN)"),
         MASK_PORT,
         InPort("MIN_SNR", Float, "peak significance, Gaussian-equivalent sigmas", default=6.0),
-        InPort("PIXEL_SIGMA", Float, "candidate-pixel level, Gaussian-equivalent sigmas",
-               default=2.0),
+        InPort(
+            "PIXEL_SIGMA", Float, "candidate-pixel level, Gaussian-equivalent sigmas", default=2.0
+        ),
         InPort("MIN_PIXELS", Int, "fewest candidate pixels per peak", default=1),
         InPort("MAX_PIXELS", Int, "most candidate pixels per peak", default=200),
         InPort("MIN_PEAKS", Int, "peaks that make a frame a hit", default=10),
         InPort("ADU_PER_PHOTON", Float, "detector units per photon", default=1.0),
-        InPort("BEAM_X", Float, "beam centre x (column) in pixels; < 0: from the series",
-               default=-1.0),
-        InPort("BEAM_Y", Float, "beam centre y (row) in pixels; < 0: from the series",
-               default=-1.0),
+        InPort(
+            "BEAM_X", Float, "beam centre x (column) in pixels; < 0: from the series", default=-1.0
+        ),
+        InPort(
+            "BEAM_Y", Float, "beam centre y (row) in pixels; < 0: from the series", default=-1.0
+        ),
     ]
     outports = [
         OutPort("OUT", FRAMES, "the frames, with n_peaks and hit in their metadata"),
@@ -208,12 +211,15 @@ class RadialProfile(Component):
         InPort("IN", FRAMES, "frames"),
         MASK_PORT,
         InPort("PONI", Str, "pyFAI PONI file; empty: use the parameters below", default=""),
-        InPort("DISTANCE", Float, "sample-detector distance in metres; 0: from the series",
-               default=0.0),
-        InPort("BEAM_X", Float, "beam centre x (column) in pixels; < 0: from the series",
-               default=-1.0),
-        InPort("BEAM_Y", Float, "beam centre y (row) in pixels; < 0: from the series",
-               default=-1.0),
+        InPort(
+            "DISTANCE", Float, "sample-detector distance in metres; 0: from the series", default=0.0
+        ),
+        InPort(
+            "BEAM_X", Float, "beam centre x (column) in pixels; < 0: from the series", default=-1.0
+        ),
+        InPort(
+            "BEAM_Y", Float, "beam centre y (row) in pixels; < 0: from the series", default=-1.0
+        ),
         InPort("PIXEL_SIZE", Float, "pixel edge in metres", default=75e-6),
         InPort("WAVELENGTH", Float, "wavelength in angstrom; 0: from the series", default=0.0),
         InPort("NPT", Int, "radial bins", default=1000),
@@ -227,10 +233,14 @@ class RadialProfile(Component):
         self.integrator: RadialIntegrator | None = None
 
     def bracket(self, packet: Packet) -> None:
-        if packet.kind == PacketKind.OPEN and isinstance(packet.value, dict):
-            if packet.value != self.series:
-                self.series = dict(packet.value)
-                self.integrator = None
+        opens_new_geometry = (
+            packet.kind == PacketKind.OPEN
+            and isinstance(packet.value, dict)
+            and packet.value != self.series
+        )
+        if opens_new_geometry:
+            self.series = dict(packet.value)
+            self.integrator = None
         self.out.OUT.send_packet(packet)
 
     def process(self, packet: Packet):
@@ -241,7 +251,7 @@ class RadialProfile(Component):
 
     def _integrator(self, shape) -> RadialIntegrator:
         c = self.config
-        common = dict(npt=c["npt"], unit=c["unit"], mask=c["mask"])
+        common = {"npt": c["npt"], "unit": c["unit"], "mask": c["mask"]}
         if c["poni"]:
             return RadialIntegrator(c["poni"], **common)
         series = self.series
@@ -270,8 +280,9 @@ class RadialProfile(Component):
 @component(
     inports=[
         InPort("IN", FRAMES, "frames"),
-        InPort("ROI", Str, "region 'row0:row1,col0:col1' (numpy slices, ends exclusive)",
-               config=True),
+        InPort(
+            "ROI", Str, "region 'row0:row1,col0:col1' (numpy slices, ends exclusive)", config=True
+        ),
     ],
     outports=[OutPort("OUT", FRAMES, "the region of each frame")],
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MASK_GAP", "MASK_DEAD", "MASK_HOT", "module_gap_mask", "PixelMask"]
+__all__ = ["MASK_DEAD", "MASK_GAP", "MASK_HOT", "PixelMask", "module_gap_mask"]
 
 # NXmx pixel_mask bits.
 MASK_GAP = 1 << 0
@@ -28,7 +28,6 @@ def module_gap_mask(
     Raises:
         ValueError: the shape is not a whole number of modules and gaps.
     """
-    rows, cols = shape
     mask = np.zeros(shape, bool)
     for axis, (size, module, spacing) in enumerate(zip(shape, module_shape, gap)):
         period = module + spacing

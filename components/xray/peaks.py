@@ -84,7 +84,7 @@ class PeakResult:
     @property
     def n_peaks(self) -> int:
         """Number of peaks."""
-        return int(len(self.x))
+        return len(self.x)
 
     def to_record(self) -> dict:
         """The table as a msgpack-able mapping: one list per column, plus n_peaks, is_hit."""
@@ -263,7 +263,9 @@ class PeakFinder:
             with np.errstate(invalid="ignore", divide="ignore"):
                 mean = np.where(count > 0, total / count, 0.0)
                 variance = np.maximum(np.where(count > 0, square / count - mean**2, 0.0), 0.0)
-            poisson_limit = (poisson_quantile(self.clip_tail, np.maximum(mean / gain, 0)) + 0.5) * gain
+            poisson_limit = (
+                poisson_quantile(self.clip_tail, np.maximum(mean / gain, 0)) + 0.5
+            ) * gain
             limit = np.maximum(mean + self.clip_sigma * np.sqrt(variance), poisson_limit)
         # A bin that saw no photon at all is taken to hold half a photon among its pixels,
         # so that one photon there is unlikely, not infinitely significant.
@@ -279,7 +281,9 @@ class PeakFinder:
         photons = mean / gain
         photon_var = variance / gain**2
         poissonian = (photons > 0) & (photon_var <= self.poisson_dispersion_limit * photons)
-        dispersion = np.where(poissonian, np.maximum(photon_var / np.where(poissonian, photons, 1), 1.0), 1.0)
+        dispersion = np.where(
+            poissonian, np.maximum(photon_var / np.where(poissonian, photons, 1), 1.0), 1.0
+        )
         effective_mean = np.where(poissonian, photons / dispersion, 1.0)
         # isf gives the smallest k with P(X > k) <= tail: a candidate has value > k.
         k = poisson_quantile(self.pixel_tail, effective_mean)
@@ -393,8 +397,7 @@ def poisson_quantile(tail: float, mean: np.ndarray) -> np.ndarray:
 
 
 _SUPPORTED = tuple(
-    np.dtype(name)
-    for name in ("uint8", "uint16", "uint32", "int16", "int32", "float32", "float64")
+    np.dtype(name) for name in ("uint8", "uint16", "uint32", "int16", "int32", "float32", "float64")
 )
 
 

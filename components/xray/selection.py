@@ -8,7 +8,7 @@ import numpy as np
 
 from .corrections import invalid_pixels
 
-__all__ = ["parse_roi", "crop", "FrameSum", "is_hit"]
+__all__ = ["FrameSum", "crop", "is_hit", "parse_roi"]
 
 _ROI = re.compile(r"^\s*(\d*):(\d*)\s*,\s*(\d*):(\d*)\s*$")
 

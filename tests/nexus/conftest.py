@@ -30,7 +30,7 @@ def nexus_errors(path, tool: str = "nxvalidate", application: str | None = None)
     command = [str(BIN / tool), str(path)]
     if application:
         command += ["-a", application]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     output = completed.stdout + completed.stderr
     errors, context = [], ""
     for raw in output.splitlines():

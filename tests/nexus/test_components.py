@@ -5,24 +5,33 @@ from __future__ import annotations
 import h5py
 import hdf5plugin  # noqa: F401
 import numpy as np
+from fbp_components.nexus import WriteNXdata, WriteNXmx
+from fbp_components.nexus.components import series_path
 
 from fbp.packet import Packet, PacketKind
 from fbp.testing import run_component
-from fbp_components.nexus import WriteNXdata, WriteNXmx
-from fbp_components.nexus.components import series_path
 
 
 def test_write_nxmx_makes_one_valid_file_per_series(tmp_path, check_nexus):
     shape = (1062, 1028)
-    info = {"beam_center_x": 500.5, "beam_center_y": 520.0, "detector_distance": 0.2,
-            "incident_wavelength": 0.9, "pixel_size_x": 75e-6,
-            "detector_description": "test EIGER2 1M"}
+    info = {
+        "beam_center_x": 500.5,
+        "beam_center_y": 520.0,
+        "detector_distance": 0.2,
+        "incident_wavelength": 0.9,
+        "pixel_size_x": 75e-6,
+        "detector_description": "test EIGER2 1M",
+    }
     rng = np.random.default_rng(3)
     frames = [rng.poisson(1, shape).astype(np.uint16) for _ in range(5)]
-    packets = [Packet(info, kind=PacketKind.OPEN), *(Packet(f, seq=i) for i, f in enumerate(frames[:3])),
-               Packet({}, kind=PacketKind.CLOSE), Packet(info, kind=PacketKind.OPEN),
-               *(Packet(f, seq=10 + i) for i, f in enumerate(frames[3:])),
-               Packet({}, kind=PacketKind.CLOSE)]
+    packets = [
+        Packet(info, kind=PacketKind.OPEN),
+        *(Packet(f, seq=i) for i, f in enumerate(frames[:3])),
+        Packet({}, kind=PacketKind.CLOSE),
+        Packet(info, kind=PacketKind.OPEN),
+        *(Packet(f, seq=10 + i) for i, f in enumerate(frames[3:])),
+        Packet({}, kind=PacketKind.CLOSE),
+    ]
     template = str(tmp_path / "out" / "run_{series:03d}.nxs")
     result = run_component(WriteNXmx, inputs={"IN": packets}, config={"PATH": template})
     assert result.errors == 0
@@ -39,20 +48,52 @@ def test_write_nxmx_makes_one_valid_file_per_series(tmp_path, check_nexus):
 
 def test_write_nxdata_collects_results_and_losses(tmp_path, check_nexus):
     path = tmp_path / "results.nxs"
-    peaks = [Packet({"x": [1.0] * n, "y": [2.0] * n, "intensity": [3.0] * n, "snr": [7.0] * n,
-                     "npix": [2] * n, "n_peaks": n, "is_hit": n >= 10},
-                    seq=i, meta={"n_peaks": n, "is_hit": n >= 10}) for i, n in enumerate([12, 3, 15])]
-    errors = [Packet({"process": "Find", "port": "IN", "index": None, "seq": 7,
-                      "error": "ValueError: bad frame", "traceback": "..."})]
-    losses = [Packet({"where": "View.IN", "kind": "dropped", "reason": "latest: kept 2", "count": 40})]
+    peaks = [
+        Packet(
+            {
+                "x": [1.0] * n,
+                "y": [2.0] * n,
+                "intensity": [3.0] * n,
+                "snr": [7.0] * n,
+                "npix": [2] * n,
+                "n_peaks": n,
+                "is_hit": n >= 10,
+            },
+            seq=i,
+            meta={"n_peaks": n, "is_hit": n >= 10},
+        )
+        for i, n in enumerate([12, 3, 15])
+    ]
+    errors = [
+        Packet(
+            {
+                "process": "Find",
+                "port": "IN",
+                "index": None,
+                "seq": 7,
+                "error": "ValueError: bad frame",
+                "traceback": "...",
+            }
+        )
+    ]
+    losses = [
+        Packet({"where": "View.IN", "kind": "dropped", "reason": "latest: kept 2", "count": 40})
+    ]
     result = run_component(
-        WriteNXdata, inputs={"PEAKS": peaks, "ERRORS": errors, "LOSSES": losses},
+        WriteNXdata,
+        inputs={"PEAKS": peaks, "ERRORS": errors, "LOSSES": losses},
         config={"PATH": str(path)},
     )
     assert result.errors == 0
     summary = result.values("SUMMARY")[0]
-    assert summary == {"frames": 3, "hits": 2, "hit_rate": 2 / 3, "peaks": 30, "lost": 41,
-                       "file": str(path)}
+    assert summary == {
+        "frames": 3,
+        "hits": 2,
+        "hit_rate": 2 / 3,
+        "peaks": 30,
+        "lost": 41,
+        "file": str(path),
+    }
     check_nexus(path)
     with h5py.File(path, "r") as f:
         assert list(f["/entry/hits/is_hit"][:]) == [1, 0, 1]

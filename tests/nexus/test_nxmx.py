@@ -10,7 +10,6 @@ import h5py
 import hdf5plugin  # noqa: F401  (registers the bitshuffle filter for reading)
 import numpy as np
 import pytest
-
 from fbp_components.nexus.nxmx import DetectorDescription, NXmxWriter
 
 SHAPE = (1062, 1028)  # an EIGER2 1M: two modules
@@ -20,8 +19,14 @@ BITSHUFFLE_FILTER_ID = 32008
 def eiger_1m(**overrides):
     mask = np.zeros(SHAPE, np.uint32)
     mask[512:550] = 1
-    options = dict(shape=SHAPE, module_shape=(512, 1028), pixel_mask=mask,
-                   beam_center=(520.3, 530.1), distance=0.12, wavelength=0.98)
+    options = {
+        "shape": SHAPE,
+        "module_shape": (512, 1028),
+        "pixel_mask": mask,
+        "beam_center": (520.3, 530.1),
+        "distance": 0.12,
+        "wavelength": 0.98,
+    }
     options.update(overrides)
     return DetectorDescription(**options)
 

@@ -65,9 +65,9 @@ class FrameMaker:
         xs, ys = np.array(xs), np.array(ys)
         total = np.exp(rng.uniform(math.log(photons[0]), math.log(photons[1]), len(xs)))
         snr = np.empty(len(xs))
-        half = int(math.ceil(4 * self.sigma)) + 1
+        half = math.ceil(4 * self.sigma) + 1
         for i, (x, y, s) in enumerate(zip(xs, ys, total)):
-            c0, r0 = int(round(x)) - half, int(round(y)) - half
+            c0, r0 = round(x) - half, round(y) - half
             edges_c = np.arange(c0, c0 + 2 * half + 2) - 0.5
             edges_r = np.arange(r0, r0 + 2 * half + 2) - 0.5
             fc = np.diff(special.ndtr((edges_c - x) / self.sigma))

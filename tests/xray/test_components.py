@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
+from fbp_components.xray import ROI, DarkCorrect, HitFilter, Mask, PeakFinder, RadialProfile, Sum
 
 from fbp.packet import Packet, PacketKind
 from fbp.testing import run_component
-from fbp_components.xray import ROI, DarkCorrect, HitFilter, Mask, PeakFinder, RadialProfile, Sum
 
 
 def series_open(maker):
     return Packet(
-        {"beam_center_x": maker.beam_center[0], "beam_center_y": maker.beam_center[1],
-         "detector_distance": 0.15, "incident_wavelength": 1.0},
+        {
+            "beam_center_x": maker.beam_center[0],
+            "beam_center_y": maker.beam_center[1],
+            "detector_distance": 0.15,
+            "incident_wavelength": 1.0,
+        },
         kind=PacketKind.OPEN,
     )
 
@@ -42,8 +45,9 @@ def test_peak_finder_flags_hits_and_sends_peak_tables(frame_maker):
 
 def test_hit_filter_passes_hits_only():
     frame = np.zeros((4, 4), np.uint16)
-    packets = [Packet(frame + i, seq=i, meta={"hit": i % 2 == 0, "n_peaks": 5 * i})
-               for i in range(4)]
+    packets = [
+        Packet(frame + i, seq=i, meta={"hit": i % 2 == 0, "n_peaks": 5 * i}) for i in range(4)
+    ]
     assert run_component(HitFilter, inputs={"IN": packets}).seqs() == [0, 2]
     by_count = run_component(HitFilter, inputs={"IN": packets}, config={"MIN_PEAKS": "10"})
     assert by_count.seqs() == [2, 3]
@@ -81,11 +85,18 @@ def test_radial_profile_from_the_series_geometry():
     shape = (200, 300)
     y, x = np.ogrid[:200, :300]
     frame = (10 + 100 * (np.abs(np.hypot(x - 150, y - 100) - 60) < 2)).astype(np.uint16)
-    opening = Packet({"beam_center_x": 150.0, "beam_center_y": 100.0,
-                      "detector_distance": 0.1, "incident_wavelength": 1.0},
-                     kind=PacketKind.OPEN)
+    opening = Packet(
+        {
+            "beam_center_x": 150.0,
+            "beam_center_y": 100.0,
+            "detector_distance": 0.1,
+            "incident_wavelength": 1.0,
+        },
+        kind=PacketKind.OPEN,
+    )
     result = run_component(
-        RadialProfile, inputs={"IN": [opening, frame]},
+        RadialProfile,
+        inputs={"IN": [opening, frame]},
         config={"NPT": "200", "UNIT": "r_mm"},
     )
     assert result.errors == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import msgpack
 import numpy as np
 import pytest
-
 from fbp_components.xray.peaks import PEAK_COLUMNS, PeakFinder, radial_bins
 
 SNR_BINS = [(0, 2), (2, 3), (3, 4), (4, 5), (5, 7), (7, 10), (10, np.inf)]
@@ -28,7 +27,9 @@ def recall_by_snr(maker, finder, seeds, background_label, match_spots):
     print(f"\nspot recall by SNR, background {background_label} photons/pixel at the centre:")
     for low, high in SNR_BINS:
         selected = (snr >= low) & (snr < high)
-        print(f"  SNR {low:>3}-{high:<4}: {selected.sum():4d} spots, recall {found[selected].mean():.3f}")
+        print(
+            f"  SNR {low:>3}-{high:<4}: {selected.sum():4d} spots, recall {found[selected].mean():.3f}"
+        )
     return snr, found, errors
 
 
@@ -51,8 +52,10 @@ def test_hit_recall_and_precision_at_default_settings(frame_maker, match_spots):
     recall = (truth_hits & found_hits).sum() / truth_hits.sum()
     precision = (truth_hits & found_hits).sum() / max(found_hits.sum(), 1)
     errors = np.concatenate(errors)
-    print(f"\nhits {truth_hits.sum()}/60, recall {recall:.3f}, precision {precision:.3f}, "
-          f"position error mean {errors.mean():.3f} px, max {errors.max():.3f} px")
+    print(
+        f"\nhits {truth_hits.sum()}/60, recall {recall:.3f}, precision {precision:.3f}, "
+        f"position error mean {errors.mean():.3f} px, max {errors.max():.3f} px"
+    )
     assert truth_hits.sum() >= 10
     assert recall >= 0.98
     assert precision >= 0.98
@@ -62,9 +65,7 @@ def test_hit_recall_and_precision_at_default_settings(frame_maker, match_spots):
 @pytest.mark.parametrize("background", [0.1, 1.0])
 def test_spot_recall_by_snr(background, frame_maker_class, match_spots):
     maker = frame_maker_class(background=background)
-    snr, found, errors = recall_by_snr(
-        maker, finder_for(maker), range(12), background, match_spots
-    )
+    snr, found, errors = recall_by_snr(maker, finder_for(maker), range(12), background, match_spots)
     strong = snr >= 5
     assert found[strong].mean() >= 0.95
     assert errors[strong & found].max() < 1.0

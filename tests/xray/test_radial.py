@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fbp_components.xray.radial import RadialIntegrator
 from pyFAI.detectors import Detector
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
-from fbp_components.xray.radial import RadialIntegrator
-
 SHAPE = (512, 1028)
-GEOMETRY = dict(distance=0.12, poni1=0.021, poni2=0.037, rot1=0.01, rot2=-0.02, wavelength=1.0e-10)
+GEOMETRY = {
+    "distance": 0.12,
+    "poni1": 0.021,
+    "poni2": 0.037,
+    "rot1": 0.01,
+    "rot2": -0.02,
+    "wavelength": 1.0e-10,
+}
 
 
 def powder_frame(seed=0):
@@ -26,11 +32,24 @@ def powder_frame(seed=0):
 def direct_pyfai(frame, **kwargs):
     detector = Detector(pixel1=75e-6, pixel2=75e-6, max_shape=SHAPE)
     g = GEOMETRY
-    ai = AzimuthalIntegrator(dist=g["distance"], poni1=g["poni1"], poni2=g["poni2"],
-                             rot1=g["rot1"], rot2=g["rot2"], detector=detector,
-                             wavelength=g["wavelength"])
-    return ai, ai.integrate1d(frame, 400, unit="q_nm^-1", dummy=65535.0,
-                              error_model="poisson", method=("bbox", "csr", "cython"), **kwargs)
+    ai = AzimuthalIntegrator(
+        dist=g["distance"],
+        poni1=g["poni1"],
+        poni2=g["poni2"],
+        rot1=g["rot1"],
+        rot2=g["rot2"],
+        detector=detector,
+        wavelength=g["wavelength"],
+    )
+    return ai, ai.integrate1d(
+        frame,
+        400,
+        unit="q_nm^-1",
+        dummy=65535.0,
+        error_model="poisson",
+        method=("bbox", "csr", "cython"),
+        **kwargs,
+    )
 
 
 def test_profile_equals_a_direct_pyfai_call():

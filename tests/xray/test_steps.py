@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from fbp_components.xray.corrections import DarkCorrection, invalid_pixels
 from fbp_components.xray.masking import MASK_DEAD, MASK_HOT, PixelMask, module_gap_mask
 from fbp_components.xray.selection import FrameSum, crop, is_hit, parse_roi
