@@ -146,3 +146,15 @@ def test_radial_bins_hold_enough_pixels():
     y, x = np.ogrid[:200, :300]
     order = np.argsort(np.hypot(x - 10.0, y - 20.0).ravel(), kind="stable")
     assert np.all(np.diff(bins.ravel()[order]) >= 0)
+
+
+def test_detector_units_scale_out_with_adu_per_photon(frame_maker):
+    frame, _ = frame_maker.frame(13, hit=True)
+    in_photons = finder_for(frame_maker).find(frame)
+    in_adu = frame.astype(np.float32) * 10.0
+    in_adu[frame_maker.mask] = np.nan
+    scaled = finder_for(frame_maker, adu_per_photon=10.0).find(in_adu)
+    assert in_photons.n_peaks > 20
+    np.testing.assert_allclose(scaled.x, in_photons.x, atol=1e-4)
+    np.testing.assert_allclose(scaled.significance, in_photons.significance, rtol=1e-4)
+    np.testing.assert_allclose(scaled.intensity, 10.0 * in_photons.intensity, rtol=1e-4)
