@@ -149,13 +149,16 @@ class WriteNXdata(Component):
     profiles, per-frame metadata, and the loss ledger.
 
     PEAKS takes PeakFinder's tables (hit flags come with them), PROFILES RadialProfile's
-    records. The loss ledger counts what the file is missing and why: ERRORS takes the
+    records; IN takes any of the four kinds and tells them apart by their keys (a peak
+    table has `n_peaks`, a profile `radial`, an ERROR record `traceback`, a ledger entry
+    `where` and `kind`), for graphs that send everything to one port. The loss ledger counts what the file is missing and why: ERRORS takes the
     ERROR records of other processes (each a failed packet), LOSSES takes ledger entries
     {where, kind: dropped|failed, reason, count}. At the end SUMMARY gets {frames, hits,
     hit_rate, peaks, lost, file}.
     """
 
     inports = [
+        InPort("IN", Record(), "any of the records below, recognised by their keys"),
         InPort("PEAKS", Record(), "peak tables from xray/PeakFinder"),
         InPort("PROFILES", Record(), "radial profiles from xray/RadialProfile"),
         InPort("ERRORS", Record(), "ERROR records of other processes: failed packets"),
@@ -175,20 +178,21 @@ class WriteNXdata(Component):
 
     def process(self, packet: Packet) -> None:
         value, seq = packet.value, packet.seq if packet.seq is not None else -1
-        if packet.port == "PEAKS":
+        port = packet.port if packet.port != "IN" else _kind_of(value)
+        if port == "PEAKS":
             self.writer.add_peaks(seq, value)
             self.writer.add_hit(seq, bool(value.get("is_hit", False)))
             self.writer.add_metadata(seq, packet.meta or {})
             self.frames += 1
             self.hits += bool(value.get("is_hit", False))
             self.peaks += int(value.get("n_peaks", len(value["x"])))
-        elif packet.port == "PROFILES":
+        elif port == "PROFILES":
             self.writer.add_profile(seq, value["radial"], value["intensity"], value["unit"])
-        elif packet.port == "ERRORS":
+        elif port == "ERRORS":
             where = f"{value.get('process')}.{value.get('port')}"
             self.writer.record_loss(where, "failed", str(value.get("error")), 1, value.get("seq"))
             self.lost += 1
-        elif packet.port == "LOSSES":
+        elif port == "LOSSES":
             count = int(value.get("count", 1))
             self.writer.record_loss(
                 str(value["where"]),
@@ -215,3 +219,26 @@ class WriteNXdata(Component):
 
     def teardown(self) -> None:
         self.writer.close()
+
+
+def _kind_of(record) -> str:
+    """Which typed port a record sent to IN belongs to.
+
+    Raises:
+        ValueError: the record is none of the four kinds.
+    """
+    if isinstance(record, dict):
+        if "n_peaks" in record and "x" in record:
+            return "PEAKS"
+        if "radial" in record and "intensity" in record:
+            return "PROFILES"
+        if "traceback" in record and "error" in record:
+            return "ERRORS"
+        if "where" in record and "kind" in record:
+            return "LOSSES"
+    keys = sorted(record) if isinstance(record, dict) else type(record).__name__
+    raise ValueError(
+        f"WriteNXdata IN got a record with keys {keys}; expected a peak table (n_peaks, x, "
+        "...), a radial profile (radial, intensity), an ERROR record (error, traceback) or a "
+        "ledger entry (where, kind)"
+    )

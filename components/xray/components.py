@@ -203,7 +203,8 @@ class RadialProfile(Component):
 
     Geometry: a PONI file (PONI), or DISTANCE with the beam centre (BEAM_X/BEAM_Y, else the
     series bracket's `beam_center_x/_y` and `detector_distance`), PIXEL_SIZE and
-    WAVELENGTH, for a detector perpendicular to the beam. Masked pixels (dtype max) and
+    WAVELENGTH, for a detector perpendicular to the beam; GEOMETRY gives these in one
+    JSON IIP. Masked pixels (dtype max) and
     MASK are ignored. Each profile is a Record {radial, intensity, sigma, unit}.
     """
 
@@ -211,6 +212,13 @@ class RadialProfile(Component):
         InPort("IN", FRAMES, "frames"),
         MASK_PORT,
         InPort("PONI", Str, "pyFAI PONI file; empty: use the parameters below", default=""),
+        InPort(
+            "GEOMETRY",
+            Record(),
+            'all parameters in one IIP: {"distance_m", "pixel_m", "center": [x, y], '
+            '"wavelength_A"}; overrides the single ports',
+            default=None,
+        ),
         InPort(
             "DISTANCE", Float, "sample-detector distance in metres; 0: from the series", default=0.0
         ),
@@ -250,7 +258,22 @@ class RadialProfile(Component):
         return self.integrator.integrate(frame).to_record()
 
     def _integrator(self, shape) -> RadialIntegrator:
-        c = self.config
+        c = dict(self.config)
+        geometry = c.pop("geometry") or {}
+        unknown = set(geometry) - {"distance_m", "pixel_m", "center", "wavelength_A"}
+        if unknown:
+            raise ValueError(
+                f"GEOMETRY has unknown keys {sorted(unknown)}; use distance_m, pixel_m, "
+                "center ([x, y] in pixels) and wavelength_A"
+            )
+        if "distance_m" in geometry:
+            c["distance"] = float(geometry["distance_m"])
+        if "pixel_m" in geometry:
+            c["pixel_size"] = float(geometry["pixel_m"])
+        if "center" in geometry:
+            c["beam_x"], c["beam_y"] = (float(v) for v in geometry["center"])
+        if "wavelength_A" in geometry:
+            c["wavelength"] = float(geometry["wavelength_A"])
         common = {"npt": c["npt"], "unit": c["unit"], "mask": c["mask"]}
         if c["poni"]:
             return RadialIntegrator(c["poni"], **common)

@@ -109,3 +109,36 @@ def test_series_path_templates():
 
     with pytest.raises(ValueError, match=r"only the field \{series\}"):
         series_path("a/{run}.nxs", 0)
+
+
+def test_write_nxdata_sorts_records_sent_to_in(tmp_path):
+    path = tmp_path / "mixed.nxs"
+    records = [
+        Packet(
+            {
+                "x": [1.0],
+                "y": [1.0],
+                "intensity": [5.0],
+                "snr": [6.0],
+                "npix": [2],
+                "n_peaks": 1,
+                "is_hit": False,
+            },
+            seq=0,
+        ),
+        Packet(
+            {"radial": [0.1, 0.2], "intensity": [3.0, 4.0], "sigma": None, "unit": "q_nm^-1"}, seq=0
+        ),
+        Packet({"process": "F", "port": "IN", "seq": 3, "error": "E: x", "traceback": "t"}),
+        Packet({"where": "V.IN", "kind": "dropped", "reason": "latest", "count": 2}),
+    ]
+    result = run_component(WriteNXdata, inputs={"IN": records}, config={"PATH": str(path)})
+    assert result.errors == 0
+    assert result.values("SUMMARY")[0]["lost"] == 3
+    with h5py.File(path, "r") as f:
+        assert f["/entry/radial_profile/intensity"].shape == (1, 2)
+        assert f["/entry/peaks/n_peaks"][0] == 1
+    odd = run_component(
+        WriteNXdata, inputs={"IN": [{"a": 1}]}, config={"PATH": str(tmp_path / "odd.nxs")}
+    )
+    assert odd.errors == 1 and "expected a peak table" in odd.error_reports[0][2]

@@ -108,3 +108,18 @@ def test_radial_profile_from_the_series_geometry():
     assert missing.errors == 1
     assert "needs a geometry" in missing.error_reports[0][2]
     assert shape == frame.shape
+
+
+def test_radial_profile_geometry_in_one_iip():
+    y, x = np.ogrid[:200, :300]
+    frame = (10 + 100 * (np.abs(np.hypot(x - 120, y - 90) - 50) < 2)).astype(np.uint16)
+    geometry = '{"distance_m": 0.1, "pixel_m": 7.5e-5, "center": [120, 90], "wavelength_A": 1.0}'
+    result = run_component(
+        RadialProfile,
+        inputs={"IN": [frame]},
+        config={"GEOMETRY": geometry, "NPT": "200", "UNIT": "r_mm"},
+    )
+    profile = result.values()[0]
+    assert abs(profile["radial"][int(np.argmax(profile["intensity"]))] - 50 * 0.075) < 0.15
+    bad = run_component(RadialProfile, inputs={"IN": [frame]}, config={"GEOMETRY": '{"dist": 1}'})
+    assert "GEOMETRY has unknown keys ['dist']" in bad.error_reports[0][2]
