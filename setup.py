@@ -24,6 +24,12 @@ extensions = [
         extra_compile_args=["-O3", "-std=gnu11"],
         libraries=["rt"],
     ),
+    Extension(
+        "fbp_components.xray._peaks",
+        ["components/xray/_peaks.pyx"],
+        include_dirs=[numpy.get_include()],
+        extra_compile_args=["-O3"],
+    ),
 ]
 
 setup(
