@@ -1,0 +1,83 @@
+"""`fbp check`: parse and validate graph files; print every problem with its location."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from fbp.errors import GraphError
+from fbp.graph import load, validate
+
+COMMAND = "check"
+HELP = "check graph files for syntax and structural errors"
+DESCRIPTION = """\
+Parse and validate each graph file without running anything.
+
+Every problem is printed as `file:line:col: error: message`, followed by the source line, a
+caret under the offending text and a hint. The exit status is 0 when every file is valid and
+1 otherwise.
+
+Checked now: syntax; processes used but never declared; processes without a component;
+processes redeclared with another component or other metadata; exports to undefined
+processes; connections the reference parser would silently drop (a bare name in the middle
+of a chain, dangling ports, an IIP after '->'); x/y metadata that is not a number.
+
+examples:
+  fbp check graphs/sx_hitfinding.fbp
+  fbp check graphs/*.fbp
+"""
+
+# Later layers (component registry, port types) add checks here without touching this file:
+# a module `fbp.runtime.checks` that defines CHECKS, a sequence of `check(graph) -> errors`.
+_EXTRA_CHECKS_MODULE = "fbp.runtime.checks"
+
+
+def add_arguments(parser) -> None:
+    """Declare the arguments of `fbp check`."""
+    parser.add_argument("files", metavar="FILE", nargs="+", help="graph files (.fbp or .json)")
+    parser.add_argument(
+        "--case-sensitive", action="store_true", help="keep the case of port and export names"
+    )
+
+
+def extra_checks():
+    """Checks contributed by later layers (`fbp.runtime.checks.CHECKS`), if installed."""
+    try:
+        module = importlib.import_module(_EXTRA_CHECKS_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name not in (_EXTRA_CHECKS_MODULE, "fbp.runtime"):
+            raise
+        return ()
+    return tuple(getattr(module, "CHECKS", ()))
+
+
+def run(args) -> int:
+    """Check every file; returns 0 when all are valid, 1 otherwise.
+
+    Raises:
+        Nothing for problems in the graphs: they are printed and counted.
+    """
+    checks = extra_checks()
+    failed = 0
+    total = 0
+    for path in args.files:
+        try:
+            graph = load(path, case_sensitive=args.case_sensitive)
+            problems = validate(graph, extra_checks=checks)
+        except GraphError as exc:
+            problems = [exc]
+        total += len(problems)
+        if problems:
+            failed += 1
+            for problem in problems:
+                print(problem.format(), file=sys.stderr)
+        else:
+            print(
+                f"{path}: ok ({len(graph.processes)} processes, "
+                f"{len(graph.connections)} connections)"
+            )
+    if failed:
+        noun = "problem" if total == 1 else "problems"
+        print(f"{total} {noun} in {failed} of {len(args.files)} file(s)", file=sys.stderr)
+        return 1
+    return 0

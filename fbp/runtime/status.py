@@ -1,0 +1,173 @@
+"""What a running network looks like: per-process and per-connection numbers, and views.
+
+Numbers come from the ring headers (packets, bytes, fill) and /proc (CPU), sampled by the
+supervisor a few times a second, never from the components' hot path. `StatusBoard` is
+the model (a dashboard can read it too); `render_table` draws it with rich, used live on
+a terminal and once as the final summary.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from rich.table import Table
+
+__all__ = ["ConnectionStatus", "ProcessStatus", "StatusBoard", "render_tables"]
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a live process, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+@dataclass
+class ProcessStatus:
+    """One component instance."""
+
+    name: str
+    component: str
+    pid: int | None = None
+    state: str = "starting"  # starting, running, finished, failed, killed
+    exit_status: int | None = None
+    packets_in: int = 0
+    packets_out: int = 0
+    errors: int = 0
+    rate: float = 0.0
+    cpu: float = 0.0
+    cpu_percent: float = 0.0
+    final_cpu: bool = False  # cpu is the process's own total, reported at its end
+    _last: tuple = field(default=(0.0, 0, 0.0), repr=False)
+
+
+@dataclass
+class ConnectionStatus:
+    """One ring (a connection, or one worker's share of it)."""
+
+    label: str
+    capacity: int
+    packets: int = 0
+    bytes: int = 0
+    fill_bytes: int = 0
+    full_waits: int = 0
+    drops: int = 0  # delivery policies (resilience) will count here
+    throughput: float = 0.0
+    _last: tuple = field(default=(0.0, 0), repr=False)
+
+    @property
+    def fill_percent(self) -> float:
+        """How full the ring is, 0-100."""
+        return 100.0 * self.fill_bytes / self.capacity if self.capacity else 0.0
+
+
+class StatusBoard:
+    """The status of every process and connection, refreshed by `sample`."""
+
+    def __init__(self) -> None:
+        self.processes: dict[str, ProcessStatus] = {}
+        self.connections: dict[str, ConnectionStatus] = {}
+        self.started = time.monotonic()
+
+    def sample(self, rings: dict, process_rings: dict[str, tuple[list, list]]) -> None:
+        """Read ring headers and /proc.
+
+        Args:
+            rings: ring name -> (owner Ring, label).
+            process_rings: instance name -> (input ring names, output ring names).
+        """
+        now = time.monotonic()
+        stats = {}
+        for name, (ring, label) in rings.items():
+            data = ring.raw_stats()
+            stats[name] = data
+            status = self.connections.setdefault(name, ConnectionStatus(label, data["capacity"]))
+            last_time, last_packets = status._last
+            status.packets = data["packets"]
+            status.bytes = data["bytes"]
+            status.fill_bytes = data["fill_bytes"]
+            status.full_waits = data["full_waits"]
+            if last_time:
+                status.throughput = (status.packets - last_packets) / max(now - last_time, 1e-6)
+            status._last = (now, status.packets)
+        for name, (inputs, outputs) in process_rings.items():
+            status = self.processes[name]
+            status.packets_in = sum(stats[r]["packets_received"] for r in inputs if r in stats)
+            status.packets_out = sum(stats[r]["packets"] for r in outputs if r in stats)
+            cpu = cpu_seconds(status.pid) if status.pid and status.state == "running" else None
+            last_time, last_count, last_cpu = status._last
+            if cpu is not None and not status.final_cpu:
+                status.cpu = cpu
+            if last_time:
+                elapsed = max(now - last_time, 1e-6)
+                count = max(status.packets_in, status.packets_out)
+                status.rate = (count - last_count) / elapsed
+                status.cpu_percent = 100.0 * (status.cpu - last_cpu) / elapsed
+            status._last = (now, max(status.packets_in, status.packets_out), status.cpu)
+
+
+def _count(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def render_tables(board: StatusBoard, final: bool = False) -> Table:
+    """A rich table of processes, and one of connections, in one grid."""
+    processes = Table(
+        title="processes" if not final else "fbp run summary: processes", title_justify="left"
+    )
+    for column in ("process", "component", "state", "in", "out", "errors"):
+        processes.add_column(
+            column, justify="right" if column in ("in", "out", "errors") else "left"
+        )
+    if final:
+        processes.add_column("exit", justify="right")
+        processes.add_column("CPU s", justify="right")
+    else:
+        processes.add_column("rate/s", justify="right")
+        processes.add_column("CPU %", justify="right")
+    for status in board.processes.values():
+        row = [
+            status.name,
+            status.component,
+            status.state,
+            _count(status.packets_in),
+            _count(status.packets_out),
+            _count(status.errors),
+        ]
+        if final:
+            row += [
+                "" if status.exit_status is None else str(status.exit_status),
+                f"{status.cpu:.2f}",
+            ]
+        else:
+            row += [_count(status.rate), f"{status.cpu_percent:.0f}"]
+        processes.add_row(*row)
+    connections = Table(title="connections", title_justify="left")
+    for column in ("connection", "packets", "MiB", "fill %", "full waits", "drops"):
+        connections.add_column(column, justify="left" if column == "connection" else "right")
+    if not final:
+        connections.add_column("packets/s", justify="right")
+    for status in board.connections.values():
+        row = [
+            status.label,
+            _count(status.packets),
+            f"{status.bytes / 2**20:.1f}",
+            f"{status.fill_percent:.0f}",
+            _count(status.full_waits),
+            _count(status.drops),
+        ]
+        if not final:
+            row.append(_count(status.throughput))
+        connections.add_row(*row)
+    grid = Table.grid()
+    grid.add_row(processes)
+    grid.add_row(connections)
+    return grid

@@ -1,0 +1,421 @@
+"""The supervisor: owns the rings, starts one process per component instance, watches them.
+
+Life of a run:
+1. remove segments of dead earlier runs; create one ring per (connection, producer
+   instance, consumer instance) - the supervisor owns and finally unlinks every one;
+2. start each instance as `python -m fbp.runtime.child` in its own process group (so a
+   terminal's Ctrl-C reaches only the supervisor), spec on stdin, reports on a pipe;
+3. watch: control messages (logs, packet errors), stderr lines (prefixed with the process
+   name), exits, signals, the timeout; sample ring headers for the status display;
+4. end when every instance has exited; print the summary; unlink everything.
+
+Ctrl-C (SIGINT or SIGTERM): sources are asked to stop (SIGUSR1), the rest drains and
+finishes, exit 130. A second Ctrl-C kills every child at once. A child that dies is
+reported with its exit status; its rings are closed on its behalf so its peers see end of
+stream (or a broken connection) instead of waiting forever; sources are stopped and the run
+ends non-zero. Restart policies (resilience) hook in at `_on_exit`.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import msgpack
+
+from fbp.ring import Ring, new_segment_name, remove_stale_segments
+from fbp.runtime.plan import Plan
+from fbp.runtime.status import ProcessStatus, StatusBoard
+
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_TIMEOUT", "Supervisor"]
+
+EXIT_FAILED = 1
+EXIT_TIMEOUT = 124
+EXIT_INTERRUPTED = 130
+STATUS_INTERVAL = 0.5
+# After --timeout asks the sources to stop, processes get this long to drain and finish
+# before they are killed (a source that never yields cannot be stopped gracefully).
+TIMEOUT_GRACE = 10.0
+
+
+@dataclass
+class Instance:
+    """One child process: a component instance."""
+
+    name: str
+    process: str
+    spec: dict
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    popen: subprocess.Popen | None = None
+    control_fd: int | None = None
+    stderr_fd: int | None = None
+    is_source: bool = False
+    buffers: dict = field(default_factory=dict)
+    unpacker: msgpack.Unpacker = field(
+        default_factory=lambda: msgpack.Unpacker(raw=False, strict_map_key=False)
+    )
+    done: bool = False
+
+
+class Supervisor:
+    """Run a planned network to the end.
+
+    Args:
+        plan: the checked plan (`fbp.runtime.plan.make_plan`).
+        paths: component search folders, passed on to the children.
+        log: callable(str) for runtime messages (stderr); None for --quiet.
+        display: a status display with `update(board)` and `stop()` or None.
+        timeout: seconds before a graceful stop (exit 124), or None.
+    """
+
+    def __init__(self, plan: Plan, *, paths=(), log=None, display=None, timeout=None) -> None:
+        self.plan = plan
+        self.paths = list(paths)
+        self.log = log or (lambda message: None)
+        self.display = display
+        self.timeout = timeout
+        self.rings: dict[str, tuple[Ring, str]] = {}
+        self.instances: dict[str, Instance] = {}
+        self.board = StatusBoard()
+        self.interrupts = 0
+        self.stopping = False
+        self.timed_out = False
+        self.failures: list[str] = []
+        self.packet_errors = 0
+
+    # -- setup -----------------------------------------------------------------------
+
+    def _build(self) -> None:
+        plan = self.plan
+        for process in plan.processes.values():
+            for number, name in enumerate(process.instances):
+                self.instances[name] = Instance(
+                    name,
+                    process.name,
+                    {
+                        "instance": name,
+                        "process": process.name,
+                        "worker": number,
+                        "workers": process.workers,
+                        "component": process.spec.full_name,
+                        "paths": self.paths,
+                        "config": process.config,
+                        # Config IIPs configure every worker; a stream IIP is one packet,
+                        # so only the first worker gets it.
+                        "iips": [list(iip) for iip in process.stream_iips] if number == 0 else [],
+                        "inputs": [],
+                        "outputs": [],
+                        "parent_pid": os.getpid(),
+                    },
+                )
+                self.board.processes[name] = ProcessStatus(name, process.spec.full_name)
+        for connection in plan.connections:
+            source = plan.processes[connection.src.process]
+            target = plan.processes[connection.tgt.process]
+            for s_number, s_name in enumerate(source.instances):
+                group = []
+                for t_number, t_name in enumerate(target.instances):
+                    name = new_segment_name(f"c{connection.number}-{s_number}-{t_number}")
+                    label = f"{_at(connection.src, s_name)} -> {_at(connection.tgt, t_name)}"
+                    self.rings[name] = (Ring.create(target.capacity, name), label)
+                    group.append(name)
+                    self.instances[t_name].spec["inputs"].append(
+                        {
+                            "port": connection.tgt.port,
+                            "index": connection.tgt.index,
+                            "ring": name,
+                            "config": connection.tgt_port.config,
+                        }
+                    )
+                    self.instances[t_name].inputs.append(name)
+                self.instances[s_name].spec["outputs"].append(
+                    {"port": connection.src.port, "index": connection.src.index, "rings": group}
+                )
+                self.instances[s_name].outputs.extend(group)
+        for instance in self.instances.values():
+            streams = [i for i in instance.spec["inputs"] if not i["config"]]
+            has_stream_ports = bool(self.plan.processes[instance.process].spec.stream_inports)
+            instance.is_source = not streams and not (has_stream_ports and instance.spec["iips"])
+
+    def _launch(self, instance: Instance) -> None:
+        control_read, control_write = os.pipe()
+        instance.spec["control_fd"] = control_write
+        # -P: never put the current directory on sys.path (a source checkout there would
+        # shadow the installed package).
+        popen = subprocess.Popen(
+            [sys.executable, "-P", "-m", "fbp.runtime.child"],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(control_write,),
+            process_group=0,
+            close_fds=True,
+        )
+        os.close(control_write)
+        instance.popen = popen
+        instance.control_fd = control_read
+        instance.stderr_fd = popen.stderr.fileno()
+        os.set_blocking(control_read, False)
+        os.set_blocking(instance.stderr_fd, False)
+        popen.stdin.write(msgpack.packb(instance.spec, use_bin_type=True))
+        popen.stdin.close()
+        status = self.board.processes[instance.name]
+        status.pid = popen.pid
+        status.state = "running"
+
+    # -- the run ---------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run the network; return the exit status (0, 1, 124 or 130).
+
+        Raises:
+            OSError: shared memory or processes cannot be created.
+        """
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        selector = selectors.DefaultSelector()
+        try:
+            remove_stale_segments()
+            self._build()
+            for instance in self.instances.values():
+                self._launch(instance)
+                selector.register(instance.control_fd, selectors.EVENT_READ, (instance, "control"))
+                selector.register(instance.stderr_fd, selectors.EVENT_READ, (instance, "stderr"))
+            self.log(f"fbp: started {len(self.instances)} process(es), {len(self.rings)} ring(s)")
+            self._watch(selector)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self._kill_all()
+            for instance in self.instances.values():
+                for fd in (instance.control_fd,):
+                    if fd is not None:
+                        try:
+                            os.close(fd)
+                        except OSError:
+                            pass
+                if instance.popen and instance.popen.stderr:
+                    instance.popen.stderr.close()
+            selector.close()
+            if self.display is not None:
+                self.display.stop()
+            self._sample()
+            for ring, _ in self.rings.values():
+                ring.close()
+                ring.unlink()
+        return self._exit_status()
+
+    def _exit_status(self) -> int:
+        if self.interrupts:
+            return EXIT_INTERRUPTED
+        if self.timed_out:
+            return EXIT_TIMEOUT
+        if self.failures or self.packet_errors:
+            return EXIT_FAILED
+        return 0
+
+    def _watch(self, selector: selectors.BaseSelector) -> None:
+        started = time.monotonic()
+        next_sample = started
+        killed = False
+        while any(not i.done for i in self.instances.values()):
+            for key, _ in selector.select(0.1):
+                instance, stream = key.data
+                self._read(instance, stream, selector)
+            for instance in self.instances.values():
+                if not instance.done and instance.popen.poll() is not None:
+                    self._drain(instance, selector)
+                    self._on_exit(instance, instance.popen.returncode)
+            if self.interrupts >= 2 and not killed:
+                self.log("fbp: second interrupt: killing every process")
+                self._kill_all()
+                killed = True
+            elif self.interrupts and not self.stopping:
+                self.log("fbp: interrupted: stopping sources, draining (Ctrl-C again to abort)")
+                self._stop_sources()
+            if (
+                self.timeout is not None
+                and not self.stopping
+                and (time.monotonic() - started > self.timeout)
+            ):
+                self.timed_out = True
+                self.log(f"fbp: timeout after {self.timeout:g} s: stopping sources, draining")
+                self._stop_sources()
+            now = time.monotonic()
+            if now >= next_sample:
+                next_sample = now + STATUS_INTERVAL
+                self._sample()
+                if self.display is not None:
+                    self.display.update(self.board)
+        for instance in self.instances.values():
+            self._drain(instance, selector)
+
+    def _on_signal(self, signum, frame) -> None:
+        self.interrupts += 1
+
+    def _stop_sources(self) -> None:
+        self.stopping = True
+        for instance in self.instances.values():
+            if instance.is_source and not instance.done:
+                try:
+                    os.kill(instance.popen.pid, signal.SIGUSR1)
+                except ProcessLookupError:
+                    pass
+
+    def _kill_all(self) -> None:
+        for instance in self.instances.values():
+            popen = instance.popen
+            if popen is not None and popen.poll() is None:
+                popen.kill()
+        for instance in self.instances.values():
+            if instance.popen is not None:
+                try:
+                    instance.popen.wait(5)
+                except subprocess.TimeoutExpired:
+                    pass
+
+    def _sample(self) -> None:
+        self.board.sample(
+            self.rings, {name: (i.inputs, i.outputs) for name, i in self.instances.items()}
+        )
+
+    # -- what children say -----------------------------------------------------------
+
+    def _read(self, instance: Instance, stream: str, selector) -> bool:
+        """Read once from a child's pipe; False when nothing was there."""
+        fd = instance.control_fd if stream == "control" else instance.stderr_fd
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return False
+        except OSError:
+            data = b""
+        if not data:
+            try:
+                selector.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+            if stream == "stderr" and instance.buffers.get("stderr"):
+                self._stderr_line(instance, instance.buffers.pop("stderr"))
+            return True
+        if stream == "control":
+            instance.unpacker.feed(data)
+            for message in instance.unpacker:
+                self._message(instance, message)
+        else:
+            text = instance.buffers.get("stderr", b"") + data
+            *lines, rest = text.split(b"\n")
+            instance.buffers["stderr"] = rest
+            for line in lines:
+                self._stderr_line(instance, line)
+        return True
+
+    def _drain(self, instance: Instance, selector) -> None:
+        """Read what an exited child left in its pipes (its write ends are closed now)."""
+        for stream, fd in (("control", instance.control_fd), ("stderr", instance.stderr_fd)):
+            while fd in selector.get_map():
+                if not self._read(instance, stream, selector):
+                    break
+
+    def _stderr_line(self, instance: Instance, line: bytes) -> None:
+        sys.stderr.write(f"{instance.name}: {line.decode(errors='replace')}\n")
+        sys.stderr.flush()
+
+    def _message(self, instance: Instance, message: dict) -> None:
+        kind = message.get("t")
+        status = self.board.processes[instance.name]
+        if kind == "log":
+            import logging
+
+            level = logging.getLevelName(message["level"])
+            sys.stderr.write(f"{instance.name}: {level}: {message['msg']}\n")
+        elif kind == "error":
+            self.packet_errors += 1
+            status.errors += 1
+            where = f"packet seq={message['seq']} on {message['port']}"
+            sys.stderr.write(
+                f"{instance.name}: error in process() for {where}: {message['error']}\n"
+            )
+            if message.get("traceback"):
+                sys.stderr.write(_indent(message["traceback"]))
+        elif kind == "fatal":
+            self.failures.append(f"{instance.name}: {message['error']}")
+            sys.stderr.write(f"{instance.name}: failed: {message['error']}\n")
+            sys.stderr.write(_indent(message["traceback"]))
+        elif kind == "done":
+            status.errors = message.get("errors", status.errors)
+            status.cpu = message.get("cpu", status.cpu)
+            status.final_cpu = True
+        elif kind == "state":
+            status.state = message["state"]
+        sys.stderr.flush()
+
+    def _on_exit(self, instance: Instance, returncode: int) -> None:
+        instance.done = True
+        status = self.board.processes[instance.name]
+        status.exit_status = returncode
+        if returncode == 0:
+            status.state = "finished"
+            self.log(f"fbp: {instance.name} finished")
+            return
+        status.state = "failed" if returncode > 0 else "killed"
+        if returncode < 0:
+            reason = f"killed by signal {signal.Signals(-returncode).name}"
+        else:
+            reason = f"exited with status {returncode}"
+        message = f"{instance.name} ({status.component}, pid {status.pid}) {reason}"
+        if not any(f.startswith(f"{instance.name}:") for f in self.failures) or returncode < 0:
+            self.failures.append(message)
+        sys.stderr.write(f"fbp: process {message}\n")
+        self._close_for(instance)
+        if not self.stopping and self.interrupts == 0:
+            self.log("fbp: stopping the sources because a process failed")
+            self._stop_sources()
+
+    def _close_for(self, instance: Instance) -> None:
+        """Close a dead child's ring ends so its peers see end of stream / broken link."""
+        for name, role in [(r, "producer") for r in instance.outputs] + [
+            (r, "consumer") for r in instance.inputs
+        ]:
+            ring, _ = self.rings[name]
+            flags = ring.raw_stats()
+            if flags[f"{role}_closed"]:
+                continue
+            try:
+                handle = Ring.attach(name, role)
+                handle.close()
+            except Exception as exc:  # noqa: BLE001 - best effort, reported
+                self.log(f"fbp: could not close {role} end of {name}: {exc}")
+
+    def summary(self):
+        """The final summary table (rich renderable)."""
+        from fbp.runtime.status import render_tables
+
+        return render_tables(self.board, final=True)
+
+    def failure_report(self) -> str:
+        """One paragraph saying what failed, for a non-zero exit."""
+        lines = []
+        if self.interrupts:
+            lines.append("interrupted (Ctrl-C)")
+        if self.timed_out:
+            lines.append(f"stopped by --timeout {self.timeout:g} s")
+        lines.extend(self.failures)
+        if self.packet_errors:
+            lines.append(f"{self.packet_errors} packet(s) failed in process() (see above)")
+        return "\n".join(f"  - {line}" for line in lines)
+
+
+def _at(ref, instance_name: str) -> str:
+    index = "" if ref.index is None else f"[{ref.index}]"
+    return f"{instance_name}.{ref.port}{index}"
+
+
+def _indent(text: str) -> str:
+    return "".join(f"    {line}\n" for line in text.rstrip("\n").split("\n"))
