@@ -307,18 +307,69 @@ def fbp_pipeline(kind: str, settings: dict) -> dict | None:
     command = [sys.executable, "-m", "fbp", "run", graph, "--quiet", "--no-status", "--path", LIBRARY]
     for override in overrides:
         command += ["--set", override]
+    # Own session, so a hung run can be stopped with all its component processes.
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tempfile.gettempdir(),
+        start_new_session=True,
+    )
     try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=settings["timeout"], cwd=tempfile.gettempdir()
-        )
+        stdout, stderr = process.communicate(timeout=settings["timeout"])
     except subprocess.TimeoutExpired:
-        print(f"  ! fbp {kind}: timed out", file=sys.stderr, flush=True)
+        print(f"  ! fbp {kind}: no end after {settings['timeout']} s; state:", file=sys.stderr)
+        print(describe_hung_run(process.pid), file=sys.stderr, flush=True)
+        stop_run(process)
         return None
+    done = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         print(f"  ! fbp {kind}: exit {done.returncode}\n{done.stderr[-2000:]}", file=sys.stderr, flush=True)
         return None
     return json.loads(lines[-1])
+
+
+def describe_hung_run(pid: int) -> str:
+    """The run's processes and the counters of its rings, for a report on a hang."""
+    lines = []
+    listing = subprocess.run(["ps", "-o", "pid,stat,pcpu,wchan:20,args", "--ppid", str(pid)],
+                             capture_output=True, text=True)
+    lines.append(listing.stdout.rstrip())
+    from fbp.ring import Ring
+
+    for name in sorted(os.listdir("/dev/shm")):
+        if name.startswith(f"fbp-{pid}-"):
+            try:
+                stats = Ring.attach(name, "observer").stats()
+            except Exception as error:  # a report must not fail on one odd segment
+                lines.append(f"{name}: {error}")
+                continue
+            keys = ("packets", "packets_received", "packets_released", "fill_bytes", "fill_records",
+                    "full_waits", "empty_waits", "producer_closed", "consumer_closed",
+                    "producer_pid", "consumer_pid")
+            lines.append(f"{name}: " + ", ".join(f"{key}={stats.get(key)}" for key in keys))
+    return "\n".join(lines)
+
+
+def stop_run(process: subprocess.Popen) -> None:
+    """Ctrl-C (the runtime's graceful stop), then kill the session; remove its segments."""
+    import signal
+
+    for sig, wait in ((signal.SIGINT, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.communicate(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    for name in os.listdir("/dev/shm"):
+        if name.startswith(f"fbp-{process.pid}-"):
+            os.unlink(os.path.join("/dev/shm", name))
 
 
 def measure(transport: str, kind: str, settings: dict) -> dict | None:
