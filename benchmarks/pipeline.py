@@ -423,9 +423,9 @@ def main(argv: list[str] | None = None) -> int:
         if transport not in ("fbp", "zmq", "mp.Queue"):
             parser.error(f"unknown transport {transport!r}; known: fbp, zmq, mp.Queue")
     skip = set(args.skip.split(","))
-    frames = {"seconds": 0.5 if args.quick else 2.0, "timeout": 120}
-    paced = {"count": 300 if args.quick else 2000, "interval": 0.0005, "delay": 1.0, "timeout": 120}
-    unpaced = {"count": 20_000 if args.quick else 200_000, "interval": 0.0, "delay": 1.0, "timeout": 180}
+    frames = {"seconds": 0.5 if args.quick else 2.0, "timeout": 40}
+    paced = {"count": 300 if args.quick else 2000, "interval": 0.0005, "delay": 1.0, "timeout": 60}
+    unpaced = {"count": 20_000 if args.quick else 200_000, "interval": 0.0, "delay": 1.0, "timeout": 90}
 
     print(f"# pipeline: {machine_facts()}; {repeats} repeats", flush=True)
     print(f"# {load_average()} at start\n", flush=True)
@@ -436,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
             runs = [measure(transport, "frames", frames) for _ in range(repeats)]
             rates = [run["frames"] / run["seconds"] for run in runs if run and run["seconds"] > 0]
             results["frames"][transport] = rates
+            results.setdefault("failed", {})[transport] = len(runs) - len(rates)
             print(f"  {transport:9s} 4 MiB frames/s: {', '.join(f'{r:.0f}' for r in rates)}", flush=True)
         if "packets" not in skip:
             runs = [run for run in (measure(transport, "packets", paced) for _ in range(repeats)) if run]
@@ -469,12 +470,17 @@ def main(argv: list[str] | None = None) -> int:
         latency = sorted(results["latency"].get(transport, []), key=lambda run: run["p50_us"])
         middle = latency[len(latency) // 2] if latency else None
         packet_rates = results["rate"].get(transport, [])
+        failed = results.get("failed", {}).get(transport, 0)
         rows.append(
             [
                 transport,
-                f"{max(rates):.0f} ({max(rates) * FRAME_BYTES / 1e9:.2f} GB/s), med {statistics.median(rates):.0f}"
-                if rates
-                else "-",
+                (
+                    f"{max(rates):.0f} ({max(rates) * FRAME_BYTES / 1e9:.2f} GB/s), "
+                    f"med {statistics.median(rates):.0f}"
+                    if rates
+                    else "-"
+                )
+                + (f"; {failed} of {repeats} runs failed or hung" if failed else ""),
                 f"{middle['p50_us'] / 2:.1f}" if middle else "-",
                 f"{middle['p50_us']:.1f} / {middle['p99_us']:.1f}" if middle else "-",
                 f"{max(packet_rates):.0f}" if packet_rates else "-",
