@@ -58,10 +58,17 @@ END = b""
 
 def open_link(transport: str, ctx, depth: int) -> dict:
     if transport == "zmq":
-        path = os.path.join(tempfile.gettempdir(), f"fbp-bench-{os.getpid()}-{secrets.token_hex(4)}")
+        path = os.path.join(
+            tempfile.gettempdir(), f"fbp-bench-{os.getpid()}-{secrets.token_hex(4)}"
+        )
         # "done": see ring_peers.py; libzmq may lose the tail when the PUSH side closes early.
-        return {"transport": "zmq", "address": f"ipc://{path}", "path": path, "depth": depth,
-                "done": ctx.Event()}
+        return {
+            "transport": "zmq",
+            "address": f"ipc://{path}",
+            "path": path,
+            "depth": depth,
+            "done": ctx.Event(),
+        }
     return {"transport": "mp.Queue", "queue": ctx.Queue(depth)}
 
 
@@ -244,7 +251,9 @@ def run_children(jobs: list[tuple], timeout: float) -> list[dict]:
     waiting = {reader: index for index, (_, reader) in enumerate(started)}
     deadline = time.monotonic() + timeout
     while waiting:
-        ready = multiprocessing.connection.wait(list(waiting), max(0.0, deadline - time.monotonic()))
+        ready = multiprocessing.connection.wait(
+            list(waiting), max(0.0, deadline - time.monotonic())
+        )
         if not ready:
             for index in waiting.values():
                 results[index] = {"error": f"timed out after {timeout:.0f} s"}
@@ -281,7 +290,14 @@ def peer_pipeline(transport: str, kind: str, settings: dict) -> dict | None:
             jobs = [
                 (latency_sink, second),
                 (pass_through, first, second, False),
-                (packet_source, first, 64, settings["count"], settings["interval"], settings["delay"]),
+                (
+                    packet_source,
+                    first,
+                    64,
+                    settings["count"],
+                    settings["interval"],
+                    settings["delay"],
+                ),
             ]
         results = run_children(jobs, timeout=settings["timeout"])
     finally:
@@ -304,7 +320,17 @@ def fbp_pipeline(kind: str, settings: dict) -> dict | None:
             f"Src.INTERVAL={settings['interval']}",
             f"Src.DELAY={settings['delay']}",
         ]
-    command = [sys.executable, "-m", "fbp", "run", graph, "--quiet", "--no-status", "--path", LIBRARY]
+    command = [
+        sys.executable,
+        "-m",
+        "fbp",
+        "run",
+        graph,
+        "--quiet",
+        "--no-status",
+        "--path",
+        LIBRARY,
+    ]
     for override in overrides:
         command += ["--set", override]
     # Own session, so a hung run can be stopped with all its component processes.
@@ -326,7 +352,11 @@ def fbp_pipeline(kind: str, settings: dict) -> dict | None:
     done = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
-        print(f"  ! fbp {kind}: exit {done.returncode}\n{done.stderr[-2000:]}", file=sys.stderr, flush=True)
+        print(
+            f"  ! fbp {kind}: exit {done.returncode}\n{done.stderr[-2000:]}",
+            file=sys.stderr,
+            flush=True,
+        )
         return None
     return json.loads(lines[-1])
 
@@ -334,8 +364,11 @@ def fbp_pipeline(kind: str, settings: dict) -> dict | None:
 def describe_hung_run(pid: int) -> str:
     """The run's processes and the counters of its rings, for a report on a hang."""
     lines = []
-    listing = subprocess.run(["ps", "-o", "pid,stat,pcpu,wchan:20,args", "--ppid", str(pid)],
-                             capture_output=True, text=True)
+    listing = subprocess.run(
+        ["ps", "-o", "pid,stat,pcpu,wchan:20,args", "--ppid", str(pid)],
+        capture_output=True,
+        text=True,
+    )
     lines.append(listing.stdout.rstrip())
     from fbp.ring import Ring
 
@@ -346,9 +379,19 @@ def describe_hung_run(pid: int) -> str:
             except Exception as error:  # a report must not fail on one odd segment
                 lines.append(f"{name}: {error}")
                 continue
-            keys = ("packets", "packets_received", "packets_released", "fill_bytes", "fill_records",
-                    "full_waits", "empty_waits", "producer_closed", "consumer_closed",
-                    "producer_pid", "consumer_pid")
+            keys = (
+                "packets",
+                "packets_received",
+                "packets_released",
+                "fill_bytes",
+                "fill_records",
+                "full_waits",
+                "empty_waits",
+                "producer_closed",
+                "consumer_closed",
+                "producer_pid",
+                "consumer_pid",
+            )
             lines.append(f"{name}: " + ", ".join(f"{key}={stats.get(key)}" for key in keys))
     return "\n".join(lines)
 
@@ -414,7 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: short, 1 repeat")
     parser.add_argument("--repeats", type=int, help="repeats per measurement (default 3)")
     parser.add_argument("--transports", default="fbp,zmq,mp.Queue", help="comma-separated")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: frames,packets,rate")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated parts to skip: frames,packets,rate"
+    )
     parser.add_argument("--json", help="also write the raw results to this file")
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 3)
@@ -425,7 +470,12 @@ def main(argv: list[str] | None = None) -> int:
     skip = set(args.skip.split(","))
     frames = {"seconds": 0.5 if args.quick else 2.0, "timeout": 40}
     paced = {"count": 300 if args.quick else 2000, "interval": 0.0005, "delay": 1.0, "timeout": 60}
-    unpaced = {"count": 20_000 if args.quick else 200_000, "interval": 0.0, "delay": 1.0, "timeout": 90}
+    unpaced = {
+        "count": 20_000 if args.quick else 200_000,
+        "interval": 0.0,
+        "delay": 1.0,
+        "timeout": 90,
+    }
 
     print(f"# pipeline: {machine_facts()}; {repeats} repeats", flush=True)
     print(f"# {load_average()} at start\n", flush=True)
@@ -437,9 +487,14 @@ def main(argv: list[str] | None = None) -> int:
             rates = [run["frames"] / run["seconds"] for run in runs if run and run["seconds"] > 0]
             results["frames"][transport] = rates
             results.setdefault("failed", {})[transport] = len(runs) - len(rates)
-            print(f"  {transport:9s} 4 MiB frames/s: {', '.join(f'{r:.0f}' for r in rates)}", flush=True)
+            print(
+                f"  {transport:9s} 4 MiB frames/s: {', '.join(f'{r:.0f}' for r in rates)}",
+                flush=True,
+            )
         if "packets" not in skip:
-            runs = [run for run in (measure(transport, "packets", paced) for _ in range(repeats)) if run]
+            runs = [
+                run for run in (measure(transport, "packets", paced) for _ in range(repeats)) if run
+            ]
             results["latency"][transport] = runs
             print(
                 f"  {transport:9s} 64 B latency p50/p99 us (2 hops, 1 per 0.5 ms): "
@@ -447,10 +502,15 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         if "rate" not in skip:
-            runs = [run for run in (measure(transport, "packets", unpaced) for _ in range(repeats)) if run]
+            runs = [
+                run
+                for run in (measure(transport, "packets", unpaced) for _ in range(repeats))
+                if run
+            ]
             results["rate"][transport] = [run["rate"] for run in runs]
             print(
-                f"  {transport:9s} 64 B packets/s unpaced: " + ", ".join(f"{run['rate']:.0f}" for run in runs),
+                f"  {transport:9s} 64 B packets/s unpaced: "
+                + ", ".join(f"{run['rate']:.0f}" for run in runs),
                 flush=True,
             )
 

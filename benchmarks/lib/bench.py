@@ -1,7 +1,8 @@
 """Components for benchmarks/pipeline.py: frame and packet sources, and measuring sinks.
 
 The hand-written pyzmq and multiprocessing.Queue pipelines in pipeline.py do exactly the
-same work per message, so the numbers compare transports and runtimes, not code. Use with `fbp run benchmarks/pipeline_frames.fbp --path benchmarks/lib`.
+same work per message, so the numbers compare transports and runtimes, not code.
+Use with `fbp run benchmarks/pipeline_frames.fbp --path benchmarks/lib`.
 """
 
 from __future__ import annotations
