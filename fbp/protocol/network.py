@@ -19,6 +19,7 @@ changed. Without a selection every connection is watched.
 from __future__ import annotations
 
 import datetime
+import json
 import queue
 import threading
 import time
@@ -222,7 +223,7 @@ class NetworkManager:
 
         graph = run.plan.graph
 
-        def on_built(supervisor) -> None:
+        def on_started(supervisor) -> None:
             self.emit(
                 message(
                     "network",
@@ -250,7 +251,7 @@ class NetworkManager:
                     )
                 )
 
-        def on_event(kind: str, tap, packet) -> None:
+        def on_event(kind: str, tap, value) -> None:
             connection = tap.connection
             edge = graph.connections[connection.number]
             payload: dict[str, Any] = {
@@ -265,15 +266,15 @@ class NetworkManager:
                 "tgt": _end(connection.tgt, edge.tgt.port),
             }
             if kind == "data":
-                payload["data"] = preview(packet.value)
+                payload["data"] = value
             elif kind in ("begingroup", "endgroup"):
-                payload["group"] = str(preview(packet.value))
+                payload["group"] = value if isinstance(value, str) else json.dumps(value)
             self.emit(message("network", kind, payload))
 
         supervisor = TappedSupervisor(
             run.plan,
             watched=run.watched,
-            on_built=on_built,
+            on_started=on_started,
             on_event=on_event,
             rate=self.rate,
             paths=self.paths,

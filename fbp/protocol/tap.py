@@ -7,46 +7,71 @@ packet to every destination of an outport, so the tap receives a copy of what th
 connection carries, encoded once; the component never knows.
 
 `TapReader` drains the tap rings continuously in a thread and samples them: it counts
-every record but decodes and reports at most `rate` packets per connection per second,
-so the producer never waits on a slow client. The one cost to the pipeline is the extra
-copy into the tap ring; a reader that fell so far behind that a tap ring filled up would
-make the producer wait (the runtime has no `latest`-policy destination yet), which is why
-the reader never blocks on the WebSocket: it hands events to a bounded queue.
+every record but decodes at most `rate` packets per connection per second. A sample is
+reported once the connection's consumer has released that packet (the ring header's
+`packets_released` counter reached it) and the producer has closed the connection or
+SETTLE_SECONDS passed, so `network:data` means "delivered", and a status request right
+after the last packet of a finite stream sees it gone. The one cost to the pipeline is the extra copy
+into the tap ring; the reader never waits on a client (events go to a queue), so a tap ring
+fills up only if this thread is starved, and then the producer waits as on any full ring
+(the runtime has no `latest`-policy destination yet).
 """
 
 from __future__ import annotations
 
+import collections
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from fbp.codec import decode
 from fbp.errors import EndOfStream, RingEmpty
+from fbp.protocol.messages import preview
 from fbp.ring import RecordKind, Ring, new_segment_name, wait_any
 from fbp.runtime.supervisor import Supervisor
 
 __all__ = ["Tap", "TapReader", "TappedSupervisor"]
 
 POLL_INTERVAL = 0.05
+PENDING_POLL_INTERVAL = 0.005
 RECORDS_PER_READ = 256
+# Samples waiting for their consumer; beyond this the oldest are reported undelivered
+# rather than held (a stalled consumer must not make the reader grow without bound).
+MAX_PENDING = 256
+# A delivered sample is reported when its producer has closed the connection or after
+# this long: a tool that asks for the status right after the last packet of a finite
+# stream then sees the producer finished too, not caught between its send and its close.
+SETTLE_SECONDS = 0.1
+_EVENTS = {int(RecordKind.OPEN): "begingroup", int(RecordKind.CLOSE): "endgroup"}
 
 
 @dataclass
 class Tap:
-    """One watched connection from one producer instance: its side ring and counters."""
+    """One watched connection from one producer instance: its side ring and counters.
 
-    connection: object  # fbp.runtime.plan.PlannedConnection
+    `delivered` are the connection's real rings from that producer (one per consumer
+    instance); their `packets_released` counters say how far the consumers got.
+    """
+
+    connection: Any  # fbp.runtime.plan.PlannedConnection
     ring_name: str
     owner: Ring
+    delivered: list[Ring] = field(default_factory=list)
     reader: Ring | None = None
-    packets: int = 0
+    records: int = 0
     sampled: int = 0
     connected: bool = False
     ended: bool = False
     window_start: float = 0.0
     window_count: int = 0
-    extra: dict = field(default_factory=dict)
+    pending: collections.deque = field(default_factory=collections.deque)
+
+    def released(self) -> int:
+        """Records of this connection the consumers have finished with."""
+        return sum(ring.raw_stats()["packets_released"] for ring in self.delivered)
 
 
 class TappedSupervisor(Supervisor):
@@ -54,11 +79,12 @@ class TappedSupervisor(Supervisor):
 
     Args:
         plan: the checked plan.
-        watched: numbers of the plan's connections to tap (`PlannedConnection.number`).
-        on_built: called (with this supervisor) once rings exist, just before the
-            processes are launched: the moment the network counts as started.
-        on_event: callable(kind, tap, packet_or_None) for tap events, from the reader
-            thread: kind is "connect", "data", "begingroup", "endgroup" or "disconnect".
+        watched: numbers of the plan's connections to tap (`PlannedConnection.number`);
+            None taps every connection.
+        on_started: called (with this supervisor) once every process has attached its
+            rings and finished `setup` (or already exited): the network has started.
+        on_event: callable(kind, tap, preview_or_None) from the reader thread; kind is
+            "connect", "data", "begingroup", "endgroup" or "disconnect".
         rate: packets per connection per second decoded and reported at most.
         **options: passed to Supervisor (paths, log, timeout, ...).
     """
@@ -68,18 +94,20 @@ class TappedSupervisor(Supervisor):
         plan,
         *,
         watched: set[int] | None = None,
-        on_built: Callable | None = None,
+        on_started: Callable | None = None,
         on_event: Callable | None = None,
         rate: float = 20.0,
         **options,
     ) -> None:
         super().__init__(plan, **options)
         self.watched = {c.number for c in plan.connections} if watched is None else watched
-        self.on_built = on_built
-        self.on_event = on_event or (lambda kind, tap, packet: None)
+        self.on_started = on_started
+        self.on_event = on_event or (lambda kind, tap, value: None)
         self.rate = rate
         self.taps: list[Tap] = []
         self.built = False
+        self.ready: set[str] = set()
+        self.started = threading.Event()
         self.reader: TapReader | None = None
 
     def _build(self) -> None:
@@ -94,15 +122,36 @@ class TappedSupervisor(Supervisor):
             for number, instance_name in enumerate(source.instances):
                 name = new_segment_name(f"tap{connection.number}-{number}")
                 tap = Tap(connection, name, Ring.create(capacity, name))
+                # The supervisor names each ring ...-c{connection}-{producer}-{consumer}.
+                own = re.compile(rf"-c{connection.number}-{number}-\d+$")
+                tap.delivered = [ring for key, (ring, _) in self.rings.items() if own.search(key)]
                 self.taps.append(tap)
                 self.instances[instance_name].spec["outputs"].append(
                     {"port": connection.src.port, "index": connection.src.index, "rings": [name]}
                 )
-        self.reader = TapReader(self.taps, self.on_event, self.rate)
+        self.reader = TapReader(self.taps, self.on_event, self.rate, self.started)
         self.reader.start()
         self.built = True
-        if self.on_built is not None:
-            self.on_built(self)
+
+    # The two hooks below extend private Supervisor methods: the runtime has no public
+    # "process is ready" callback yet.
+    def _message(self, instance, message: dict) -> None:
+        super()._message(instance, message)
+        if message.get("t") == "state":
+            self._ready(instance.name)
+
+    def _on_exit(self, instance, returncode: int) -> None:
+        self._ready(instance.name)
+        super()._on_exit(instance, returncode)
+
+    def _ready(self, name: str) -> None:
+        """Announce the start once every instance is set up (or gone), then read taps."""
+        self.ready.add(name)
+        if self.started.is_set() or len(self.ready) < len(self.instances):
+            return
+        if self.on_started is not None:
+            self.on_started(self)
+        self.started.set()
 
     def run(self) -> int:
         """Run the network (see Supervisor.run), then stop the reader and unlink the taps.
@@ -153,27 +202,32 @@ class TappedSupervisor(Supervisor):
 
 
 class TapReader(threading.Thread):
-    """Drains tap rings in the background and reports sampled events.
+    """Drains tap rings in the background and reports sampled, delivered events.
 
     Args:
         taps: the taps to read (their rings exist; producers attach later).
-        on_event: callable(kind, tap, packet_or_None).
+        on_event: callable(kind, tap, preview_or_None).
         rate: packets per tap per second decoded and reported at most.
+        gate: reading starts once this is set (the network has started).
     """
 
-    def __init__(self, taps: list[Tap], on_event: Callable, rate: float) -> None:
+    def __init__(
+        self, taps: list[Tap], on_event: Callable, rate: float, gate: threading.Event
+    ) -> None:
         super().__init__(name="fbp-tap-reader", daemon=True)
         self.taps = taps
         self.on_event = on_event
         self.rate = rate
+        self.gate = gate
         self._stop_event = threading.Event()
 
     def stop(self) -> None:
-        """Ask the thread to finish, wait for it, and let go of the rings."""
+        """Finish: report what is still pending, and let go of the rings."""
         self._stop_event.set()
         if self.is_alive():
             self.join(5)
         for tap in self.taps:
+            self._flush(tap, everything=True)
             if tap.reader is not None:
                 tap.reader.close()
                 tap.reader = None
@@ -181,13 +235,25 @@ class TapReader(threading.Thread):
     def run(self) -> None:
         for tap in self.taps:
             tap.reader = Ring.attach(tap.ring_name, "consumer")
+        while not self.gate.wait(POLL_INTERVAL):
+            if self._stop_event.is_set():
+                return
         while not self._stop_event.is_set():
             live = [tap for tap in self.taps if not tap.ended]
-            if not live:
+            if not live and not any(tap.pending for tap in self.taps):
                 return
-            wait_any([tap.reader for tap in live], POLL_INTERVAL)
-            for tap in live:
-                self._drain(tap)
+            waiting = any(tap.pending for tap in self.taps)
+            if live:
+                wait_any(
+                    [tap.reader for tap in live],
+                    PENDING_POLL_INTERVAL if waiting else POLL_INTERVAL,
+                )
+            else:
+                time.sleep(PENDING_POLL_INTERVAL)
+            for tap in self.taps:
+                if not tap.ended:
+                    self._drain(tap)
+                self._flush(tap)
 
     def _drain(self, tap: Tap) -> None:
         try:
@@ -196,27 +262,40 @@ class TapReader(threading.Thread):
             return
         except EndOfStream:
             tap.ended = True
-            if tap.connected:
-                self.on_event("disconnect", tap, None)
             return
         now = time.monotonic()
         for record in records:
-            kind = record.kind
+            kind = int(record.kind)
             if kind in (RecordKind.EOF, RecordKind.CONTROL):
                 record.release()
                 continue
-            tap.packets += 1
-            if not tap.connected:
-                tap.connected = True
-                self.on_event("connect", tap, None)
+            tap.records += 1
             if now - tap.window_start >= 1.0:
                 tap.window_start, tap.window_count = now, 0
-            if tap.window_count < self.rate:
+            if tap.window_count < self.rate or kind in _EVENTS:
                 tap.window_count += 1
                 tap.sampled += 1
-                packet = decode(record, kind)
-                event = {RecordKind.OPEN: "begingroup", RecordKind.CLOSE: "endgroup"}.get(
-                    RecordKind(kind), "data"
-                )
-                self.on_event(event, tap, packet)
+                # Preview now: an array decoded from the record is a view that dies with it.
+                value = preview(decode(record, kind).value)
+                tap.pending.append((tap.records, now, _EVENTS.get(kind, "data"), value))
+                if len(tap.pending) > MAX_PENDING:
+                    self._emit(tap, *tap.pending.popleft()[2:])
             record.release()
+
+    def _flush(self, tap: Tap, everything: bool = False) -> None:
+        if tap.pending:
+            released = tap.released() if not everything else tap.records
+            settled = time.monotonic() - SETTLE_SECONDS
+            while tap.pending and tap.pending[0][0] <= released:
+                if not (everything or tap.ended or tap.pending[0][1] <= settled):
+                    break
+                self._emit(tap, *tap.pending.popleft()[2:])
+        if tap.ended and not tap.pending and tap.connected:
+            tap.connected = False
+            self.on_event("disconnect", tap, None)
+
+    def _emit(self, tap: Tap, kind: str, value: Any) -> None:
+        if not tap.connected:
+            tap.connected = True
+            self.on_event("connect", tap, None)
+        self.on_event(kind, tap, value)
