@@ -9,7 +9,8 @@ time (the supervisor owns the process's signal handlers, so it runs on the main 
 Status follows NoFlo: `started` is the user's switch (true from `network:start` until
 `network:stop`, also after the network finished by itself); `running` is true while some
 process may still process or send packets. `network:stop` asks for a graceful stop
-(sources stop, rings drain, processes finish, as Ctrl-C in `fbp run`); `network:stopped`
+(sources stop, rings drain, processes finish, as Ctrl-C in `fbp run`); a second
+`network:stop` while it drains kills every process (as a second Ctrl-C). `network:stopped`
 follows once every process has exited.
 
 Watched edges (`network:edges`) apply from the next start: a running network is never

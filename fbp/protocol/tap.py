@@ -169,12 +169,13 @@ class TappedSupervisor(Supervisor):
                 tap.owner.unlink()
 
     def request_stop(self) -> None:
-        """Stop gracefully, as one Ctrl-C does: sources stop, rings drain, processes end.
+        """Stop as Ctrl-C does: the first time gracefully (sources stop, rings drain,
+        processes finish), the second time by killing every process.
 
         Safe from any thread: the supervisor's watch loop acts on it within 0.1 s.
         """
         # The runtime has no public stop() yet; its signal handler does exactly this.
-        self.interrupts = max(self.interrupts, 1)
+        self.interrupts += 1
 
     def busy(self) -> bool:
         """True while some process may still process or send packets.
