@@ -72,8 +72,9 @@ def run(args: argparse.Namespace) -> int:
     # supervisor's own handlers take over (graceful stop) and the server ends after it.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
-    print(f"fbp runtime: listening on ws://{args.host}:{server.port}/ (subprotocol noflo)",
-          flush=True)
+    print(
+        f"fbp runtime: listening on ws://{args.host}:{server.port}/ (subprotocol noflo)", flush=True
+    )
     try:
         server.networks.serve(lambda: exiting["now"])
     finally:

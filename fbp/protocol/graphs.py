@@ -168,7 +168,10 @@ class GraphStore:
             else:
                 replies.append(self._edge_message("removeedge", graph_id, connection, False))
         graph.connections = kept
-        for exports, command in ((graph.inports, "removeinport"), (graph.outports, "removeoutport")):
+        for exports, command in (
+            (graph.inports, "removeinport"),
+            (graph.outports, "removeoutport"),
+        ):
             for public in [p for p, e in exports.items() if e.process == name]:
                 del exports[public]
                 replies.append(message("graph", command, {"public": public, "graph": graph_id}))

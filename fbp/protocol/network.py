@@ -136,8 +136,12 @@ class NetworkManager:
         if not selection:
             return {c.number for c in plan.connections}
         wanted = {
-            (e["src"]["node"], str(e["src"]["port"]).lower(), e["tgt"]["node"],
-             str(e["tgt"]["port"]).lower())
+            (
+                e["src"]["node"],
+                str(e["src"]["port"]).lower(),
+                e["tgt"]["node"],
+                str(e["tgt"]["port"]).lower(),
+            )
             for e in selection
             if isinstance(e, dict) and "src" in e and "tgt" in e
         }

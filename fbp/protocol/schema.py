@@ -53,7 +53,6 @@ class MessageSchemas:
             return [f"no {direction} schema for {protocol}:{command}"]
         validator = jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker())
         return [
-            f"{protocol}:{command} at {'/'.join(map(str, e.absolute_path)) or '(top)'}: "
-            f"{e.message}"
+            f"{protocol}:{command} at {'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
             for e in validator.iter_errors(message)
         ]

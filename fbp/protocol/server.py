@@ -91,8 +91,13 @@ class RuntimeServer:
     def dispatch(self, request: Any) -> tuple[list[dict], list[dict]]:
         """Handle one decoded request; return (replies for the asker, messages for all)."""
         if not isinstance(request, dict) or not isinstance(request.get("payload", {}), dict):
-            return [error_message(ProtocolError("runtime", "a message must be a JSON object "
-                                                "{protocol, command, payload}"))], []
+            return [
+                error_message(
+                    ProtocolError(
+                        "runtime", "a message must be a JSON object {protocol, command, payload}"
+                    )
+                )
+            ], []
         protocol = request.get("protocol")
         command = request.get("command")
         payload = dict(request.get("payload") or {})
@@ -140,6 +145,8 @@ class RuntimeServer:
         return [message("runtime", "runtime", reply)]
 
     async def _serve_client(self, websocket) -> None:
+        from websockets.exceptions import ConnectionClosed
+
         self.clients.add(websocket)
         try:
             async for text in websocket:
@@ -156,8 +163,8 @@ class RuntimeServer:
                     await websocket.send(json.dumps(reply))
                 for reply in everyone:
                     self._broadcast(json.dumps(reply))
-        except Exception:  # noqa: BLE001 - a client that vanished is not the server's problem
-            pass
+        except ConnectionClosed:
+            pass  # a client that went away is not the server's problem
         finally:
             self.clients.discard(websocket)
 

@@ -28,6 +28,7 @@ def fbp_protocol_dir(tmp_path_factory) -> pathlib.Path:
     result = subprocess.run(
         ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", FBP_PROTOCOL],
         cwd=folder,
+        check=False,
         capture_output=True,
         text=True,
         timeout=600,
@@ -82,7 +83,7 @@ class Client:
     def __init__(self, url: str, schemas, secret: str | None = None) -> None:
         from websockets.sync.client import connect
 
-        self.connection = connect(url, subprotocols=["noflo"], open_timeout=10)  # noqa: SIM115
+        self.connection = connect(url, subprotocols=["noflo"], open_timeout=10)
         self.schemas = schemas
         self.secret = secret
         self.received: list[dict] = []
@@ -109,12 +110,13 @@ class Client:
                 seen = [f"{m['protocol']}:{m['command']}" for m in self.received[-20:]]
                 raise AssertionError(f"no {protocol}:{command} within {timeout} s; last: {seen}")
             message = self.receive(left)
-            if message["protocol"] == protocol and message["command"] == command:
-                if where is None or where(message["payload"]):
-                    return message
+            matches = message["protocol"] == protocol and message["command"] == command
+            if matches and (where is None or where(message["payload"])):
+                return message
 
-    def request(self, protocol: str, command: str, payload: dict | None = None,
-                reply: str | None = None) -> dict:
+    def request(
+        self, protocol: str, command: str, payload: dict | None = None, reply: str | None = None
+    ) -> dict:
         """Send; return the answer (`reply`, default the same command) or an error."""
         answers = {"getruntime": "runtime", "getstatus": "status", "stop": "stopped"}
         wanted = reply or answers.get(command, command)
@@ -150,8 +152,14 @@ def build(client: Client, graph: str, fbp_text: str) -> None:
     parsed = parse(fbp_text)
     for process in parsed.processes.values():
         reply = client.request(
-            "graph", "addnode", {"id": process.name, "component": process.component,
-                                 "metadata": dict(process.metadata), "graph": graph}
+            "graph",
+            "addnode",
+            {
+                "id": process.name,
+                "component": process.component,
+                "metadata": dict(process.metadata),
+                "graph": graph,
+            },
         )
         assert reply["command"] == "addnode", reply
     for edge in parsed.connections:

@@ -29,15 +29,33 @@ def test_fbp_protocol_suite_passes(fbp_protocol_dir):
     # `exec` so the runtime is the shell's own process: fbp-test stops it with SIGTERM.
     command = f"exec {fbp} runtime --port {port}"
     init = subprocess.run(
-        [bin_dir / "fbp-init", "--name", "fbp", "--port", str(port), "--command", command,
-         "--collection", "core"],
-        cwd=fbp_protocol_dir, capture_output=True, text=True, timeout=60,
+        [
+            bin_dir / "fbp-init",
+            "--name",
+            "fbp",
+            "--port",
+            str(port),
+            "--command",
+            command,
+            "--collection",
+            "core",
+        ],
+        cwd=fbp_protocol_dir,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert init.returncode == 0, init.stderr
     env = {**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"}
     result = subprocess.run(
         [bin_dir / "fbp-test", "--no-colors"],
-        cwd=fbp_protocol_dir, capture_output=True, text=True, timeout=80, env=env,
+        cwd=fbp_protocol_dir,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=80,
+        env=env,
     )
     output = result.stdout + result.stderr
     passing = re.search(r"(\d+) passing", output)

@@ -32,12 +32,20 @@ def test_graph_store_builds_a_graph_the_runtime_can_plan():
     store = GraphStore()
     store.handle("clear", {"id": "g", "name": "demo"})
     store.handle("addnode", {"id": "Seq", "component": "core/Sequence", "graph": "g"})
-    store.handle("addnode", {"id": "Sink", "component": "core/Drop", "graph": "g",
-                             "metadata": {"x": 10}})
-    store.handle("addedge", {"src": {"node": "Seq", "port": "out"},
-                             "tgt": {"node": "Sink", "port": "in"}, "graph": "g"})
-    store.handle("addinitial", {"src": {"data": 3}, "tgt": {"node": "Seq", "port": "count"},
-                                "graph": "g"})
+    store.handle(
+        "addnode", {"id": "Sink", "component": "core/Drop", "graph": "g", "metadata": {"x": 10}}
+    )
+    store.handle(
+        "addedge",
+        {
+            "src": {"node": "Seq", "port": "out"},
+            "tgt": {"node": "Sink", "port": "in"},
+            "graph": "g",
+        },
+    )
+    store.handle(
+        "addinitial", {"src": {"data": 3}, "tgt": {"node": "Seq", "port": "count"}, "graph": "g"}
+    )
     store.handle("renamenode", {"from": "Sink", "to": "Bin", "graph": "g"})
     plan = make_plan(store.snapshot("g"), Registry())
     assert set(plan.processes) == {"Seq", "Bin"}
@@ -53,10 +61,13 @@ def test_removing_a_node_removes_its_edges_and_iips():
     store.handle("clear", {"id": "g"})
     store.handle("addnode", {"id": "A", "component": "core/Repeat", "graph": "g"})
     store.handle("addnode", {"id": "B", "component": "core/Drop", "graph": "g"})
-    store.handle("addedge", {"src": {"node": "A", "port": "out"},
-                             "tgt": {"node": "B", "port": "in"}, "graph": "g"})
-    store.handle("addinitial", {"src": {"data": "x"}, "tgt": {"node": "A", "port": "in"},
-                                "graph": "g"})
+    store.handle(
+        "addedge",
+        {"src": {"node": "A", "port": "out"}, "tgt": {"node": "B", "port": "in"}, "graph": "g"},
+    )
+    store.handle(
+        "addinitial", {"src": {"data": "x"}, "tgt": {"node": "A", "port": "in"}, "graph": "g"}
+    )
     replies = store.handle("removenode", {"id": "A", "graph": "g"})
     assert [r["command"] for r in replies] == ["removeedge", "removeinitial", "removenode"]
     assert store.graphs["g"].connections == []
