@@ -83,7 +83,9 @@ class Client:
     def __init__(self, url: str, schemas, secret: str | None = None) -> None:
         from websockets.sync.client import connect
 
-        self.connection = connect(url, subprotocols=["noflo"], open_timeout=10)
+        # Entered by hand: the connection lives across calls, closed in `close`.
+        self._context = connect(url, subprotocols=["noflo"], open_timeout=10)
+        self.connection = self._context.__enter__()
         self.schemas = schemas
         self.secret = secret
         self.received: list[dict] = []
@@ -130,7 +132,7 @@ class Client:
                 return message
 
     def close(self) -> None:
-        self.connection.close()
+        self._context.__exit__(None, None, None)
 
 
 @pytest.fixture
