@@ -75,8 +75,13 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"fbp runtime: listening on ws://{args.host}:{server.port}/ (subprotocol noflo)", flush=True
     )
+    from fbp.protocol.output import OutputForwarder
+
+    forwarder = OutputForwarder(server.emit)
+    forwarder.start()
     try:
         server.networks.serve(lambda: exiting["now"])
     finally:
+        forwarder.close()
         server.shutdown(thread)
     return 0

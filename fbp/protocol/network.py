@@ -276,11 +276,19 @@ class NetworkManager:
                 payload["group"] = value if isinstance(value, str) else json.dumps(value)
             self.emit(message("network", kind, payload))
 
+        def on_problem(process: str, text: str) -> None:
+            self.emit(
+                message(
+                    "network", "processerror", {"id": process, "error": text, "graph": run.graph_id}
+                )
+            )
+
         supervisor = TappedSupervisor(
             run.plan,
             watched=run.watched,
             on_started=on_started,
             on_event=on_event,
+            on_problem=on_problem,
             rate=self.rate,
             paths=self.paths,
         )

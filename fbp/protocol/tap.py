@@ -85,6 +85,8 @@ class TappedSupervisor(Supervisor):
             rings and finished `setup` (or already exited): the network has started.
         on_event: callable(kind, tap, preview_or_None) from the reader thread; kind is
             "connect", "data", "begingroup", "endgroup" or "disconnect".
+        on_problem: callable(process_name, text) for a packet that failed in `process`
+            or a process that failed.
         rate: packets per connection per second decoded and reported at most.
         **options: passed to Supervisor (paths, log, timeout, ...).
     """
@@ -96,6 +98,7 @@ class TappedSupervisor(Supervisor):
         watched: set[int] | None = None,
         on_started: Callable | None = None,
         on_event: Callable | None = None,
+        on_problem: Callable | None = None,
         rate: float = 20.0,
         **options,
     ) -> None:
@@ -103,6 +106,7 @@ class TappedSupervisor(Supervisor):
         self.watched = {c.number for c in plan.connections} if watched is None else watched
         self.on_started = on_started
         self.on_event = on_event or (lambda kind, tap, value: None)
+        self.on_problem = on_problem or (lambda process, text: None)
         self.rate = rate
         self.taps: list[Tap] = []
         self.built = False
@@ -137,8 +141,17 @@ class TappedSupervisor(Supervisor):
     # "process is ready" callback yet.
     def _message(self, instance, message: dict) -> None:
         super()._message(instance, message)
-        if message.get("t") == "state":
+        kind = message.get("t")
+        if kind == "state":
             self._ready(instance.name)
+        elif kind == "error":
+            self.on_problem(
+                instance.process,
+                f"{instance.name}: packet seq={message.get('seq')} on {message.get('port')}: "
+                f"{message.get('error')}",
+            )
+        elif kind == "fatal":
+            self.on_problem(instance.process, f"{instance.name} failed: {message.get('error')}")
 
     def _on_exit(self, instance, returncode: int) -> None:
         self._ready(instance.name)

@@ -203,3 +203,59 @@ def test_a_second_stop_kills_a_network_that_drains_slowly(client, graph_builder)
     client.send("network", "stop", {"graph": "stuck"})
     stopped = client.wait_for("network", "stopped", timeout=20)["payload"]
     assert stopped["running"] is False and stopped["started"] is False
+
+
+FRAGILE_LIBRARY = '''
+from fbp.component import InPort, OutPort, component
+from fbp.types import Int
+
+
+@component(inports=[InPort("IN", Int, "numbers")], outports=[OutPort("OUT", Int, "the same")])
+def Fragile(value):
+    """Pass numbers on, except 2."""
+    if value == 2:
+        raise ValueError("two is not allowed")
+    return value
+'''
+
+
+def test_prints_and_failed_packets_reach_the_client(
+    make_runtime, make_client, graph_builder, tmp_path
+):
+    (tmp_path / "mine.py").write_text(FRAGILE_LIBRARY)
+    process = make_runtime("--path", str(tmp_path))
+    client = make_client(process.url)
+    graph_builder(
+        client,
+        "fragile",
+        "Seq(core/Sequence) OUT -> IN Frag(mine/Fragile) OUT -> IN Show(core/Output)\n"
+        "'4' -> COUNT Seq",
+    )
+    client.send("network", "start", {"graph": "fragile"})
+    problem = client.wait_for("network", "processerror")["payload"]
+    assert problem["id"] == "Frag" and "two is not allowed" in problem["error"]
+    assert "seq=2" in problem["error"]
+    failed = client.wait_for("network", "error")["payload"]
+    assert "1 packet(s) failed" in failed["message"]
+    printed = [m["payload"]["message"] for m in client.received if m["command"] == "output"]
+    assert printed == ["0", "1", "3"]
+
+
+def test_data_events_are_sampled_at_the_rate_asked(make_runtime, make_client, graph_builder):
+    process = make_runtime("--rate", "5")
+    client = make_client(process.url)
+    graph_builder(
+        client, "fast", "Seq(core/Sequence) OUT -> IN Sink(core/Drop)\n'2000' -> COUNT Seq"
+    )
+    client.send("network", "start", {"graph": "fast"})
+    client.wait_for("network", "disconnect")
+    values = [
+        m["payload"]["data"]
+        for m in client.received
+        if m["command"] == "data" and "src" in m["payload"]
+    ]
+    # 2000 packets pass; at 5 per second per connection only a handful are reported,
+    # the first ones of each one-second window, in order.
+    assert 1 <= len(values) <= 5 * 10
+    assert values[:5] == list(range(len(values[:5])))
+    assert values == sorted(values)
