@@ -206,8 +206,21 @@ def test_a_second_stop_kills_a_network_that_drains_slowly(client, graph_builder)
 
 
 FRAGILE_LIBRARY = '''
-from fbp.component import InPort, OutPort, component
+from fbp.component import Component, InPort, OutPort, component
 from fbp.types import Int
+
+
+class Runs(Component):
+    """Two runs of two numbers, each run in brackets."""
+
+    outports = [OutPort("OUT", Int, "numbers")]
+
+    def generate(self):
+        for run in ("run1", "run2"):
+            self.out.OUT.open_bracket(run)
+            yield 0
+            yield 1
+            self.out.OUT.close_bracket(run)
 
 
 @component(inports=[InPort("IN", Int, "numbers")], outports=[OutPort("OUT", Int, "the same")])
@@ -259,3 +272,34 @@ def test_data_events_are_sampled_at_the_rate_asked(make_runtime, make_client, gr
     assert 1 <= len(values) <= 5 * 10
     assert values[:5] == list(range(len(values[:5])))
     assert values == sorted(values)
+
+
+def test_brackets_are_shown_as_groups(make_runtime, make_client, graph_builder, tmp_path):
+    (tmp_path / "mine.py").write_text(FRAGILE_LIBRARY)
+    process = make_runtime("--path", str(tmp_path))
+    client = make_client(process.url)
+    graph_builder(client, "runs", "Src(mine/Runs) OUT -> IN Sink(core/Drop)")
+    client.send("network", "start", {"graph": "runs"})
+    client.wait_for("network", "disconnect")
+    events = [
+        (m["command"], m["payload"].get("group", m["payload"].get("data")))
+        for m in client.received
+        if m["command"] in ("begingroup", "data", "endgroup")
+    ]
+    assert events == [
+        ("begingroup", "run1"),
+        ("data", 0),
+        ("data", 1),
+        ("endgroup", "run1"),
+        ("begingroup", "run2"),
+        ("data", 0),
+        ("data", 1),
+        ("endgroup", "run2"),
+    ]
+
+
+def test_a_taken_port_is_a_clear_error(runtime, run_fbp):
+    result = run_fbp("runtime", "--port", runtime.port, timeout=30)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{runtime.port}" in result.stderr
+    assert result.stdout == ""
