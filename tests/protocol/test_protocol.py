@@ -303,3 +303,17 @@ def test_a_taken_port_is_a_clear_error(runtime, run_fbp):
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{runtime.port}" in result.stderr
     assert result.stdout == ""
+
+
+def test_graph_changes_reach_every_client(runtime, make_client):
+    editor, watcher = make_client(runtime.url), make_client(runtime.url)
+    editor.request("graph", "clear", {"id": "shared"})
+    watcher.wait_for("graph", "clear", where=lambda p: p["id"] == "shared")
+    editor.request("graph", "addnode", {"id": "N", "component": "core/Drop", "graph": "shared"})
+    seen = watcher.wait_for("graph", "addnode", where=lambda p: p["graph"] == "shared")
+    assert seen["payload"] == {
+        "id": "N",
+        "component": "core/Drop",
+        "metadata": {},
+        "graph": "shared",
+    }
