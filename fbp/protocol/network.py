@@ -197,6 +197,37 @@ class NetworkManager:
                 return []  # `stopped` follows when the processes have exited
         return [self._stopped_message(graph_id, run)]
 
+    def send_packet(self, payload: dict) -> list[dict]:
+        """`runtime:packet`: deliver a packet event into an exported inport.
+
+        Raises:
+            ProtocolError: no such graph, no running network, no such exported inport,
+                or the packet cannot be delivered.
+        """
+        graph_id = payload.get("graph")
+        self.graphs.get(graph_id, "runtime")
+        run = self.runs.get(graph_id)
+        supervisor = run.supervisor if run is not None else None
+        if supervisor is None or run.finished or not supervisor.built:
+            raise ProtocolError(
+                "runtime", f"graph '{graph_id}' has no running network: send network:start"
+            )
+        public = payload.get("port")
+        exported = supervisor.exported_inports.get(public)
+        if exported is None:
+            names = ", ".join(supervisor.exported_inports) or "none"
+            raise ProtocolError(
+                "runtime",
+                f"graph '{graph_id}' has no exported inport {public!r} in its running "
+                f"network (exported inports: {names}); add one with graph:addinport and restart",
+            )
+        event = payload.get("event")
+        exported.send(event, payload.get("payload"))
+        sent = {"port": public, "event": event, "graph": graph_id}
+        if "payload" in payload:
+            sent["payload"] = payload["payload"]
+        return [message("runtime", "packetsent", sent)]
+
     def _stopped_message(self, graph_id: str, run: NetworkRun | None) -> dict:
         payload: dict[str, Any] = {"time": _now(), "graph": graph_id}
         if run is not None:
@@ -257,6 +288,14 @@ class NetworkManager:
                 )
 
         def on_event(kind: str, tap, value) -> None:
+            if tap.exported is not None:
+                packet = {"port": tap.exported, "event": kind, "graph": run.graph_id}
+                if kind == "data":
+                    packet["payload"] = value
+                elif kind in ("begingroup", "endgroup"):
+                    packet["payload"] = value if isinstance(value, str) else json.dumps(value)
+                self.emit(message("runtime", "packet", packet))
+                return
             connection = tap.connection
             edge = graph.connections[connection.number]
             payload: dict[str, Any] = {

@@ -26,6 +26,7 @@ from fbp.protocol.network import NetworkManager
 __all__ = ["CAPABILITIES", "RuntimeServer"]
 
 CAPABILITIES = [
+    "protocol:runtime",
     "protocol:graph",
     "protocol:component",
     "protocol:network",
@@ -115,7 +116,10 @@ class RuntimeServer:
                     raise ProtocolError("component", f"component:{command} is not supported")
                 return component_messages(self.registry), []
             if protocol == "graph":
-                return [], self.graphs.handle(command, payload)
+                changes = self.graphs.handle(command, payload)
+                if command.endswith(("inport", "outport")):
+                    changes.append(self._ports_message(payload.get("graph")))
+                return [], changes
             if protocol == "network":
                 return self.networks.handle(command, payload), []
             raise ProtocolError(
@@ -126,10 +130,18 @@ class RuntimeServer:
         except ProtocolError as error:
             return [error_message(error)], []
 
+    def _ports_message(self, graph_id: str) -> dict:
+        from fbp.protocol.exports import port_descriptions
+
+        ports = port_descriptions(self.graphs.get(graph_id), self.registry)
+        return message("runtime", "ports", {"graph": graph_id, **ports})
+
     def _runtime(self, command: str, payload: dict) -> list[dict]:
+        if command == "packet":
+            return self.networks.send_packet(payload)
         if command != "getruntime":
             raise ProtocolError(
-                "runtime", f"runtime:{command} is not supported (no exported-port packets)"
+                "runtime", f"runtime:{command} is not supported (getruntime and packet are)"
             )
         current = self.networks.current
         reply: dict[str, Any] = {

@@ -56,9 +56,10 @@ class Tap:
     instance); their `packets_released` counters say how far the consumers got.
     """
 
-    connection: Any  # fbp.runtime.plan.PlannedConnection
+    connection: Any  # fbp.runtime.plan.PlannedConnection, None for an exported outport
     ring_name: str
-    owner: Ring
+    owner: Ring | None  # None when the supervisor owns the ring (exported outports)
+    exported: str | None = None  # public name of an exported outport: reported in full
     delivered: list[Ring] = field(default_factory=list)
     reader: Ring | None = None
     records: int = 0
@@ -113,6 +114,7 @@ class TappedSupervisor(Supervisor):
         self.ready: set[str] = set()
         self.started = threading.Event()
         self.reader: TapReader | None = None
+        self.exported_inports: dict = {}
 
     def _build(self) -> None:
         super()._build()
@@ -133,6 +135,11 @@ class TappedSupervisor(Supervisor):
                 self.instances[instance_name].spec["outputs"].append(
                     {"port": connection.src.port, "index": connection.src.index, "rings": [name]}
                 )
+        from fbp.protocol.exports import add_exported_ports
+
+        self.exported_inports, exported_outports = add_exported_ports(self)
+        for public, name in exported_outports:
+            self.taps.append(Tap(None, name, None, exported=public))
         self.reader = TapReader(self.taps, self.on_event, self.rate, self.started)
         self.reader.start()
         self.built = True
@@ -178,8 +185,9 @@ class TappedSupervisor(Supervisor):
             if self.reader is not None:
                 self.reader.stop()
             for tap in self.taps:
-                tap.owner.close()
-                tap.owner.unlink()
+                if tap.owner is not None:
+                    tap.owner.close()
+                    tap.owner.unlink()
 
     def request_stop(self) -> None:
         """Stop as Ctrl-C does: the first time gracefully (sources stop, rings drain,
@@ -189,6 +197,9 @@ class TappedSupervisor(Supervisor):
         """
         # The runtime has no public stop() yet; its signal handler does exactly this.
         self.interrupts += 1
+        # Exported inports never end by themselves: end them so their processes drain.
+        for exported in getattr(self, "exported_inports", {}).values():
+            exported.close()
 
     def busy(self) -> bool:
         """True while some process may still process or send packets.
@@ -284,6 +295,11 @@ class TapReader(threading.Thread):
                 record.release()
                 continue
             tap.records += 1
+            if tap.exported is not None:
+                # An exported outport is a data path, not a preview: every packet, at once.
+                self._emit(tap, _EVENTS.get(kind, "data"), preview(decode(record, kind).value))
+                record.release()
+                continue
             if now - tap.window_start >= 1.0:
                 tap.window_start, tap.window_count = now, 0
             if tap.window_count < self.rate or kind in _EVENTS:

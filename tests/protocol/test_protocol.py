@@ -317,3 +317,60 @@ def test_graph_changes_reach_every_client(runtime, make_client):
         "metadata": {},
         "graph": "shared",
     }
+
+
+def test_packets_go_through_exported_ports(client):
+    client.request("graph", "clear", {"id": "exported", "main": True})
+    client.request(
+        "graph", "addnode", {"id": "Pass", "component": "core/Repeat", "graph": "exported"}
+    )
+    client.send(
+        "graph", "addinport", {"public": "in", "node": "Pass", "port": "in", "graph": "exported"}
+    )
+    ports = client.wait_for("runtime", "ports")["payload"]
+    assert ports["inPorts"] == [
+        {
+            "id": "in",
+            "type": "all",
+            "required": False,
+            "addressable": False,
+            "description": "packets to pass on",
+        }
+    ]
+    client.request(
+        "graph", "addoutport", {"public": "out", "node": "Pass", "port": "out", "graph": "exported"}
+    )
+    client.send("network", "start", {"graph": "exported"})
+    client.wait_for("network", "started")
+    for event, payload in (
+        ("connect", None),
+        ("data", "hello"),
+        ("data", [1, 2]),
+        ("disconnect", None),
+    ):
+        packet = {"port": "in", "event": event, "graph": "exported"}
+        if payload is not None:
+            packet["payload"] = payload
+        sent = client.request("runtime", "packet", packet, reply="packetsent")
+        assert sent["command"] == "packetsent", sent
+
+    def outputs():
+        return [
+            m["payload"]
+            for m in client.received
+            if m["command"] == "packet" and m["payload"]["event"] == "data"
+        ]
+
+    while len(outputs()) < 2:
+        client.receive()
+    assert [(p["port"], p["payload"]) for p in outputs()] == [("out", "hello"), ("out", [1, 2])]
+    missing = client.request(
+        "runtime",
+        "packet",
+        {"port": "nope", "event": "data", "payload": 1, "graph": "exported"},
+        reply="packetsent",
+    )
+    assert missing["command"] == "error" and "exported inports: in" in missing["payload"]["message"]
+    # The exported inport stays open until the stop closes it; then the network drains.
+    stopped = client.request("network", "stop", {"graph": "exported"})
+    assert stopped["command"] == "stopped"
