@@ -10,7 +10,9 @@ Modules, one concept each:
 - `graphs`: the graph protocol, editing `fbp.graph.Graph` objects held by the server;
 - `components`: the component protocol (`component:list`);
 - `tap`: a Supervisor that copies watched connections into side rings, and their reader;
+- `exports`: exported ports of a running graph for `runtime:packet` (in and out);
 - `network`: the network protocol: start, stop, status, watched edges;
+- `output`: what components print, forwarded as `network:output`;
 - `server`: the WebSocket transport and the runtime protocol (`runtime:getruntime`);
 - `schema`: validation of messages against the JSON schemas of the npm `fbp-protocol`.
 """
