@@ -144,6 +144,9 @@ class Executor:
                 except Exception as exc:  # noqa: BLE001 - the packet fails, the component goes on
                     self._failed(packet, exc)
                 self.processed += 1
+            # Drop our references before the next wait: each packet pins its ring slot, and
+            # a held batch of large frames can fill the input ring and deadlock its producer.
+            batch = packet = result = item = None
 
     def _emit(self, item: Any, packet: Packet) -> None:
         if self._default is None:

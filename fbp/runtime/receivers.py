@@ -99,6 +99,9 @@ class Receiver:
                     idle = False
                     self.received += len(packets)
                     yield packets
+                # A packet's ring slot is freed only when its last reference goes: holding
+                # the delivered batch while waiting for the next could pin the whole ring.
+                packets = None
             if idle and self.live:
                 if self.should_stop():
                     return
