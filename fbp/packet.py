@@ -15,6 +15,8 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+import numpy
+
 
 class PacketKind(enum.IntEnum):
     """The same codes as the ring's record kinds (`fbp.ring.RecordKind`)."""
@@ -57,6 +59,18 @@ class Packet:
     def is_bracket(self) -> bool:
         """True for substream OPEN/CLOSE packets."""
         return self.kind != PacketKind.DATA
+
+    def detach(self) -> Packet:
+        """Copy an array value out of ring memory; returns self.
+
+        A received array is a view on its ring slot, and the slot stays taken while the
+        array lives: that is back-pressure. A component that keeps packets for a while
+        (batching, re-ordering) detaches them, so what it holds cannot block its producer.
+        """
+        value = self.value
+        if isinstance(value, numpy.ndarray) and value.base is not None:
+            self.value = value.copy()
+        return self
 
     def derive(self, value: Any) -> Packet:
         """A new packet with `value` and this packet's seq, timestamp and metadata."""

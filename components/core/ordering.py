@@ -48,7 +48,8 @@ class OrderedMerge(Component):
             self.out.OUT.send_packet(packet)
             self.expected += 1
         else:
-            heapq.heappush(self.waiting, (seq, next(self.tiebreak), packet))
+            # detach: a held packet must not keep its producer's ring slot
+            heapq.heappush(self.waiting, (seq, next(self.tiebreak), packet.detach()))
             self.waiting_seqs.add(seq)
         self._release()
         while len(self.waiting) > self.window:

@@ -45,7 +45,7 @@ class Batch(Component):
         self.pending: list[Packet] = []
 
     def process(self, packet: Packet) -> None:
-        self.pending.append(packet)
+        self.pending.append(packet.detach())  # held packets must not hold ring space
         if len(self.pending) >= self.size:
             self._flush()
 

@@ -38,8 +38,9 @@ EXIT_FAILED = 1
 EXIT_TIMEOUT = 124
 EXIT_INTERRUPTED = 130
 STATUS_INTERVAL = 0.5
-# After --timeout asks the sources to stop, processes get this long to drain and finish
-# before they are killed (a source that never yields cannot be stopped gracefully).
+# After --timeout or a failure asks the sources to stop, processes get this long to drain
+# and finish before they are killed (a source that never yields, or a network blocked on
+# itself, cannot be stopped gracefully). Ctrl-C waits for a second Ctrl-C instead.
 TIMEOUT_GRACE = 10.0
 
 
@@ -85,6 +86,7 @@ class Supervisor:
         self.board = StatusBoard()
         self.interrupts = 0
         self.stopping = False
+        self.kill_at: float | None = None
         self.timed_out = False
         self.failures: list[str] = []
         self.packet_errors = 0
@@ -232,6 +234,7 @@ class Supervisor:
                 if not instance.done and instance.popen.poll() is not None:
                     self._drain(instance, selector)
                     self._on_exit(instance, instance.popen.returncode)
+            now = time.monotonic()
             if self.interrupts >= 2 and not killed:
                 self.log("fbp: second interrupt: killing every process")
                 self._kill_all()
@@ -239,15 +242,14 @@ class Supervisor:
             elif self.interrupts and not self.stopping:
                 self.log("fbp: interrupted: stopping sources, draining (Ctrl-C again to abort)")
                 self._stop_sources()
-            if (
-                self.timeout is not None
-                and not self.stopping
-                and (time.monotonic() - started > self.timeout)
-            ):
+            if self.timeout is not None and not self.stopping and now - started > self.timeout:
                 self.timed_out = True
                 self.log(f"fbp: timeout after {self.timeout:g} s: stopping sources, draining")
-                self._stop_sources()
-            now = time.monotonic()
+                self._stop_sources(grace=TIMEOUT_GRACE)
+            if self.kill_at is not None and now > self.kill_at and not killed:
+                self.log(f"fbp: still running {TIMEOUT_GRACE:g} s after the stop: killing")
+                self._kill_all()
+                killed = True
             if now >= next_sample:
                 next_sample = now + STATUS_INTERVAL
                 self._sample()
@@ -259,8 +261,11 @@ class Supervisor:
     def _on_signal(self, signum, frame) -> None:
         self.interrupts += 1
 
-    def _stop_sources(self) -> None:
+    def _stop_sources(self, grace: float | None = None) -> None:
+        """Ask the sources to stop; with `grace`, kill everything if not done by then."""
         self.stopping = True
+        if grace is not None:
+            self.kill_at = time.monotonic() + grace
         for instance in self.instances.values():
             if instance.is_source and not instance.done:
                 try:
@@ -376,7 +381,7 @@ class Supervisor:
         self._close_for(instance)
         if not self.stopping and self.interrupts == 0:
             self.log("fbp: stopping the sources because a process failed")
-            self._stop_sources()
+            self._stop_sources(grace=TIMEOUT_GRACE)
 
     def _close_for(self, instance: Instance) -> None:
         """Close a dead child's ring ends so its peers see end of stream / broken link."""

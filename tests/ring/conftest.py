@@ -9,6 +9,7 @@ import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 
 import pytest
@@ -22,9 +23,11 @@ class Peer:
     """A `ring_peer.py` child process; its stdout JSON lines arrive through `read()`."""
 
     def __init__(self, *args):
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - the fixture closes it
         self.proc = subprocess.Popen(
             [sys.executable, str(PEER_SCRIPT), *map(str, args)],
             stdout=subprocess.PIPE,
+            stderr=self.stderr,
             text=True,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
@@ -43,7 +46,12 @@ class Peer:
     def readline(self, timeout: float = 20.0) -> str:
         line = self.lines.get(timeout=timeout)
         if line is None:
-            raise EOFError(f"peer {self.proc.args[2:]} exited ({self.proc.wait()}) without output")
+            status = self.proc.wait()
+            self.stderr.seek(0)
+            raise EOFError(
+                f"peer {self.proc.args[2:]} exited ({status}) without output; stderr:\n"
+                + self.stderr.read()[-3000:]
+            )
         return line
 
     def read(self, timeout: float = 20.0) -> dict:
@@ -74,6 +82,7 @@ def peer():
     for p in started:
         p.kill()
         p.proc.stdout.close()
+        p.stderr.close()
 
 
 @pytest.fixture

@@ -97,12 +97,16 @@ def consume_log(name: str, slow: float, seed: int) -> None:
     rng = random.Random(seed)
     say(ready=True)
     while True:
-        rec = ring.recv(timeout=10)
+        rec = ring.recv(timeout=30)
+        if rec.kind == RecordKind.EOF:
+            break
         seq = STRESS_HEADER.unpack_from(rec)[0]
         rec.release()
         print(seq, flush=True)
         if rng.random() < slow:
             time.sleep(0.001)
+    del rec
+    time.sleep(60)  # the whole stream went through before the kill: wait for it anyway
 
 
 def reserve_and_hang(name: str, before: int) -> None:

@@ -78,6 +78,9 @@ def test_consumer_killed_mid_stream_loses_nothing(make_ring, peer):
     except EndOfStream:
         pass
     assert producer.read()["sent"] == count
+    if not got:  # (a slow machine: the first consumer got through everything in time)
+        assert logged == list(range(count))
+        return
     # at-least-once: the successor starts at or before the first record not logged as
     # released, and from there everything arrives once, in order
     assert got[0] <= len(logged)

@@ -365,13 +365,14 @@ S(probe/Endless) OUT -> IN D(core/Drop)
     assert len(remove_stale_segments()) == 1
 
 
-@pytest.mark.timeout(120)
-def test_every_graph_with_implemented_components_runs(run_fbp):
+@pytest.mark.timeout(300)
+def test_every_graph_with_implemented_components_runs(run_fbp, tmp_path):
     ran = []
     for graph in sorted(GRAPHS.glob("*.fbp")):
         if run_fbp("check", graph).returncode != 0:
             continue  # uses components not implemented yet (science, zmq, ...)
-        result = run_fbp("run", graph, "--timeout", "60")
+        # graphs write their files relative to where they run (fbp-output/...)
+        result = run_fbp("run", graph, "--timeout", "60", cwd=tmp_path, timeout=120)
         assert result.returncode == 0, f"{graph}: {result.stderr}"
         ran.append(graph.name)
     assert "count.fbp" in ran
@@ -396,3 +397,19 @@ def test_bad_workers_metadata_is_reported_at_the_process(run_fbp, graph_file):
     result = run_fbp("run", graph)
     assert result.returncode == 1
     assert "workers='many' must be a whole number from 1 to 256" in result.stderr
+
+
+def test_batching_frames_larger_than_the_ring_does_not_deadlock(run_fbp, graph_file, tmp_path):
+    out = tmp_path / "rows"
+    # 6 frames of 512 KiB batched by 5 need more than B's 1 MiB ring if B held them there.
+    graph = graph_file(
+        f"""
+'6' -> COUNT F(probe/Frames) OUT -> IN B(core/Batch:capacity=1M) OUT -> IN W(probe/Record)
+'512' -> SIZE F
+'5' -> SIZE B
+'{out}' -> PATH W
+"""
+    )
+    result = run_fbp("run", graph, "--path", LIB, "--quiet", "--timeout", "20")
+    assert result.returncode == 0, result.stderr
+    assert [r["value"]["shape"] for r in recorded(out)] == [[5, 512, 512], [1, 512, 512]]
