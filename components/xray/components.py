@@ -58,7 +58,7 @@ class DarkCorrect(Component):
 
     def process(self, packet: Packet):
         if self.correction is None:
-            return packet.value
+            return packet  # unchanged: value, seq and metadata
         return self.correction.apply(packet.value)
 
 
