@@ -218,7 +218,10 @@ class WriteNXdata(Component):
         self.out.FILES.send(self.writer.path)
 
     def teardown(self) -> None:
-        self.writer.close()
+        # setup may have failed before the writer existed (e.g. the file was there already)
+        writer = getattr(self, "writer", None)
+        if writer is not None:
+            writer.close()
 
 
 def _kind_of(record) -> str:

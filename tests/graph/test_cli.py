@@ -105,7 +105,7 @@ def test_show_dot_has_ports_on_edges_and_iips_as_notes(run_fbp, tmp_path):
     dot = result.stdout
     assert dot.startswith('digraph "sx_hitfinding" {')
     assert '"Sim" -> "Dark" [taillabel="OUT", headlabel="IN"];' in dot
-    assert '"Find" -> "Results" [taillabel="PEAKS", headlabel="IN"];' in dot
+    assert '"Find" -> "Results" [taillabel="PEAKS", headlabel="PEAKS"];' in dot
     assert "shape=note" in dot and "label=\"'fbp-output/sx_hits.h5'\"" in dot
     assert '"Find" [label="Find\\nxray/PeakFinder\\nworkers=2"];' in dot
     out = tmp_path / "sx.dot"
