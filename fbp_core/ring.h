@@ -395,8 +395,14 @@ static inline int fbp_producer_wait_space(fbp_producer *p, uint64_t need, int64_
     }
     fbp_spin_lost(&p->spin);
     for (;;) {
-        atomic_store_explicit(&h->producer_waiting, 1, memory_order_seq_cst);
+        /* Read the word BEFORE raising the flag. The waker clears the flag and then bumps
+         * the word, so any bump that follows our flag also follows this read, and the
+         * futex wait below returns at once. Read after the flag, a waker could clear the
+         * flag and bump in between: we would sleep on the bumped value with the flag
+         * clear, and no later release would wake us (a lost wake-up, seen in the
+         * consumer-restart stress test). */
         uint32_t seq = atomic_load_explicit(&h->space_seq, memory_order_acquire);
+        atomic_store_explicit(&h->producer_waiting, 1, memory_order_seq_cst);
         atomic_thread_fence(memory_order_seq_cst);
         if (fbp_producer_free(p) >= need) break;
         if (atomic_load_explicit(&h->consumer_closed, memory_order_acquire)) {
@@ -582,8 +588,9 @@ static inline int fbp_consumer_wait_data(fbp_consumer *c, int64_t deadline) {
     }
     fbp_spin_lost(&c->spin);
     for (;;) {
-        atomic_store_explicit(&h->consumer_waiting, 1, memory_order_seq_cst);
+        /* word before flag: see fbp_producer_wait_space */
         uint32_t seq = atomic_load_explicit(&h->data_seq, memory_order_acquire);
+        atomic_store_explicit(&h->consumer_waiting, 1, memory_order_seq_cst);
         atomic_thread_fence(memory_order_seq_cst);
         if (fbp_consumer_has_data(c)) break;
         if (atomic_load_explicit(&h->producer_closed, memory_order_acquire)) {
@@ -758,8 +765,9 @@ static inline int fbp_wait_any(fbp_wait_item *items, int n, int64_t deadline, in
             fbp_ring_header *h = it->consumer ? it->consumer->hdr : it->producer->hdr;
             _Atomic uint32_t *flag = it->consumer ? &h->consumer_waiting : &h->producer_waiting;
             _Atomic uint32_t *word = it->consumer ? &h->data_seq : &h->space_seq;
-            atomic_store_explicit(flag, 1, memory_order_seq_cst);
+            /* word before flag: see fbp_producer_wait_space */
             w[i < FBP_WAITV_MAX ? i : 0].val = atomic_load_explicit(word, memory_order_acquire);
+            atomic_store_explicit(flag, 1, memory_order_seq_cst);
             w[i < FBP_WAITV_MAX ? i : 0].uaddr = (uint64_t)(uintptr_t)word;
             w[i < FBP_WAITV_MAX ? i : 0].flags = FBP_FUTEX2_SIZE_U32;
             w[i < FBP_WAITV_MAX ? i : 0].reserved = 0;

@@ -338,3 +338,20 @@ def test_a_dead_unreaped_consumer_does_not_block_a_takeover(make_ring, peer):
     assert state == "Z"
     successor = Ring.attach(ring.name, "consumer")  # the supervisor closing a dead child's end
     assert bytes(successor.recv(timeout=1)) == b"\x00" * 8
+
+
+@pytest.mark.timeout(120)
+def test_a_busy_producer_and_a_releasing_consumer_never_lose_a_wake_up(make_ring, peer):
+    """Regression: a waiter that raised its flag before reading the futex word could sleep
+    forever when the other side cleared the flag and bumped the word in between. This
+    pattern (small ring, consumer releasing one record at a time) hung ~1 run in 8."""
+    for trial in range(24):
+        ring = make_ring(64 * 1024)
+        consumer = peer("consume-log", ring.name, 0.01, trial)
+        assert consumer.read()["ready"]
+        peer("produce", ring.name, 1_000_000, trial, 4096, 0.0)
+        for expected in range(20_000):
+            # a lost wake-up stalls both sides (the producer waits without a timeout)
+            assert int(consumer.readline(timeout=10)) == expected, f"trial {trial}"
+        consumer.kill()
+        ring.shutdown()
