@@ -254,14 +254,20 @@ def ping(variant: str, spec: dict, duration: float, max_trips: int) -> dict:
         receive()
     trips = []
     append = trips.append
+    ponger = spec["ponger_pid"].value
+    same_cpu = samples = 0
     deadline = time.perf_counter() + duration
     while len(trips) < max_trips:
         start = perf_counter_ns()
         send(message)
         receive()
         append(perf_counter_ns() - start)
-        if len(trips) % 256 == 0 and time.perf_counter() > deadline:
-            break
+        if len(trips) % 256 == 0:
+            if time.perf_counter() > deadline:
+                break
+            if len(trips) % 4096 == 0:  # outside the timed part
+                samples += 1
+                same_cpu += last_cpu(os.getpid()) == last_cpu(ponger)
     if variant in PEERS and variant != "ring":
         keep[0].end()
     else:
@@ -271,10 +277,19 @@ def ping(variant: str, spec: dict, duration: float, max_trips: int) -> dict:
         "trips": len(trips),
         "p50_us": trips[len(trips) // 2] / 1e3,
         "p99_us": trips[int(len(trips) * 0.99)] / 1e3,
+        # Both ends on one CPU turn every hand-over into a context switch (README, "Ping-pong").
+        "same_cpu": f"{same_cpu}/{samples}",
     }
 
 
+def last_cpu(pid: int) -> int:
+    """The CPU a process last ran on (field 39 of /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as file:
+        return int(file.read().rsplit(")", 1)[1].split()[36])
+
+
 def pong(variant: str, spec: dict) -> dict:
+    spec["ponger_pid"].value = os.getpid()
     send, _, keep = pingpong_endpoints(variant, spec, "pong")
     message = make_message(64)
     # The ponger's receive must see the end marker, so it reads lengths itself.
@@ -492,6 +507,7 @@ def measure_pingpong(variant: str, duration: float, max_trips: int):
         spec = SpinRing.open(ctx)
     else:
         spec = {"forward": PEERS[variant].open(64, ctx), "backward": PEERS[variant].open(64, ctx)}
+    spec["ponger_pid"] = ctx.Value("i", 0, lock=False)
     try:
         jobs = [(pong, variant, spec), (ping, variant, spec, duration, max_trips)]
         results = checked(run_children(jobs, timeout=duration + 60), f"ping-pong {variant}")
@@ -607,7 +623,10 @@ def main(argv: list[str] | None = None) -> int:
             if runs:
                 runs.sort(key=lambda run: run["p50_us"])
                 results["pingpong"][variant] = runs[len(runs) // 2]
-                summary = ", ".join(f"{run['p50_us']:.2f}/{run['p99_us']:.2f}" for run in runs)
+                summary = ", ".join(
+                    f"{run['p50_us']:.2f}/{run['p99_us']:.2f} (same CPU {run['same_cpu']})"
+                    for run in runs
+                )
                 print(f"  ping-pong {variant:16s} p50/p99 us: {summary}", flush=True)
             else:
                 results["pingpong"][variant] = None

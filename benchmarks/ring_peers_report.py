@@ -112,11 +112,18 @@ def report(results: dict, peers: list[str]) -> str:
     if latency:
         out.append("\nRaw ping-pong 64 B round trip, microseconds (median of repeats):\n")
         rows = [
-            [variant, f"{value['p50_us']:.2f}", f"{value['p99_us']:.2f}", str(value["trips"])]
+            [
+                variant,
+                f"{value['p50_us']:.2f}",
+                f"{value['p99_us']:.2f}",
+                str(value["trips"]),
+                value.get("same_cpu", "-"),
+            ]
             for variant, value in latency.items()
             if value
         ]
-        out.append(markdown_table(["variant", "p50 us", "p99 us", "trips"], rows))
+        header = ["variant", "p50 us", "p99 us", "trips", "both ends on one CPU (samples)"]
+        out.append(markdown_table(header, rows))
 
     idle = results.get("idle", {})
     if idle:
