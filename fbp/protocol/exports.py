@@ -97,7 +97,7 @@ class ExportedInport:
 def add_exported_ports(supervisor) -> tuple[dict[str, ExportedInport], list]:
     """Give the supervisor's processes the rings of the graph's exported ports.
 
-    Called from `TappedSupervisor._build`, after the supervisor made its own rings.
+    Called when the supervisor announces "built", after the supervisor made its own rings.
     Returns the exported inports by public name and (public name, ring name) pairs of
     exported outports for the tap reader.
     """

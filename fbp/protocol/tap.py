@@ -1,20 +1,20 @@
 """Watching connections of a running network without touching the runtime's code.
 
-`TappedSupervisor` is the runtime's `Supervisor` plus side rings: for each watched
-connection, every producer instance gets one more destination on the same outport (a
-"tap" ring owned, and finally unlinked, by this process). The runtime's fan-out sends each
-packet to every destination of an outport, so the tap receives a copy of what the
-connection carries, encoded once; the component never knows.
+`TappedSupervisor` is the runtime's `Supervisor`, through its public observer hooks, plus
+side rings: for each watched connection, every producer instance gets one more destination
+on the same outport (a "tap" ring owned, and finally unlinked, by this process). The
+runtime's fan-out sends each packet to every destination of an outport, so the tap receives
+a copy of what the connection carries, encoded once; the component never knows.
 
 `TapReader` drains the tap rings continuously in a thread and samples them: it counts
 every record but decodes at most `rate` packets per connection per second. A sample is
 reported once the connection's consumer has released that packet (the ring header's
 `packets_released` counter reached it) and the producer has closed the connection or
 SETTLE_SECONDS passed, so `network:data` means "delivered", and a status request right
-after the last packet of a finite stream sees it gone. The one cost to the pipeline is the extra copy
-into the tap ring; the reader never waits on a client (events go to a queue), so a tap ring
-fills up only if this thread is starved, and then the producer waits as on any full ring
-(the runtime has no `latest`-policy destination yet).
+after the last packet of a finite stream sees it gone. The one cost to the pipeline is the
+extra copy into the tap ring; the reader never waits on a client (events go to a queue), so
+a tap ring fills up only if this thread is starved, and then the producer waits as on any
+full ring (the runtime has no `latest`-policy destination yet).
 """
 
 from __future__ import annotations
@@ -105,19 +105,29 @@ class TappedSupervisor(Supervisor):
     ) -> None:
         super().__init__(plan, **options)
         self.watched = {c.number for c in plan.connections} if watched is None else watched
-        self.on_started = on_started
         self.on_event = on_event or (lambda kind, tap, value: None)
         self.on_problem = on_problem or (lambda process, text: None)
         self.rate = rate
         self.taps: list[Tap] = []
         self.built = False
-        self.ready: set[str] = set()
-        self.started = threading.Event()
         self.reader: TapReader | None = None
         self.exported_inports: dict = {}
+        self._on_started = on_started
+        # The reader starts after on_started: "network:started" goes out before any data.
+        self._reading = threading.Event()
+        self.subscribe(self._observe)
 
-    def _build(self) -> None:
-        super()._build()
+    def _observe(self, event: str, **fields) -> None:
+        if event == "built":
+            self._add_taps()
+        elif event == "started":
+            if self._on_started is not None:
+                self._on_started(self)
+            self._reading.set()
+        elif event == "message":
+            self._report_problem(fields["instance"], fields["message"])
+
+    def _add_taps(self) -> None:
         for connection in self.plan.connections:
             if connection.number not in self.watched:
                 continue
@@ -132,26 +142,19 @@ class TappedSupervisor(Supervisor):
                 own = re.compile(rf"-c{connection.number}-{number}-\d+$")
                 tap.delivered = [ring for key, (ring, _) in self.rings.items() if own.search(key)]
                 self.taps.append(tap)
-                self.instances[instance_name].spec["outputs"].append(
-                    {"port": connection.src.port, "index": connection.src.index, "rings": [name]}
-                )
+                self.add_output(instance_name, connection.src.port, connection.src.index, name)
         from fbp.protocol.exports import add_exported_ports
 
         self.exported_inports, exported_outports = add_exported_ports(self)
         for public, name in exported_outports:
             self.taps.append(Tap(None, name, None, exported=public))
-        self.reader = TapReader(self.taps, self.on_event, self.rate, self.started)
+        self.reader = TapReader(self.taps, self.on_event, self.rate, self._reading)
         self.reader.start()
         self.built = True
 
-    # The two hooks below extend private Supervisor methods: the runtime has no public
-    # "process is ready" callback yet.
-    def _message(self, instance, message: dict) -> None:
-        super()._message(instance, message)
+    def _report_problem(self, instance, message: dict) -> None:
         kind = message.get("t")
-        if kind == "state":
-            self._ready(instance.name)
-        elif kind == "error":
+        if kind == "error":
             self.on_problem(
                 instance.process,
                 f"{instance.name}: packet seq={message.get('seq')} on {message.get('port')}: "
@@ -159,19 +162,6 @@ class TappedSupervisor(Supervisor):
             )
         elif kind == "fatal":
             self.on_problem(instance.process, f"{instance.name} failed: {message.get('error')}")
-
-    def _on_exit(self, instance, returncode: int) -> None:
-        self._ready(instance.name)
-        super()._on_exit(instance, returncode)
-
-    def _ready(self, name: str) -> None:
-        """Announce the start once every instance is set up (or gone), then read taps."""
-        self.ready.add(name)
-        if self.started.is_set() or len(self.ready) < len(self.instances):
-            return
-        if self.on_started is not None:
-            self.on_started(self)
-        self.started.set()
 
     def run(self) -> int:
         """Run the network (see Supervisor.run), then stop the reader and unlink the taps.
@@ -190,15 +180,13 @@ class TappedSupervisor(Supervisor):
                     tap.owner.unlink()
 
     def request_stop(self) -> None:
-        """Stop as Ctrl-C does: the first time gracefully (sources stop, rings drain,
-        processes finish), the second time by killing every process.
+        """Stop as Ctrl-C does (see Supervisor.stop), and end the exported inports.
 
         Safe from any thread: the supervisor's watch loop acts on it within 0.1 s.
         """
-        # The runtime has no public stop() yet; its signal handler does exactly this.
-        self.interrupts += 1
+        self.stop()
         # Exported inports never end by themselves: end them so their processes drain.
-        for exported in getattr(self, "exported_inports", {}).values():
+        for exported in self.exported_inports.values():
             exported.close()
 
     def busy(self) -> bool:

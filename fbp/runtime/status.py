@@ -42,6 +42,7 @@ class ProcessStatus:
     packets_in: int = 0
     packets_out: int = 0
     errors: int = 0
+    restarts: int = 0
     rate: float = 0.0
     cpu: float = 0.0
     cpu_percent: float = 0.0
@@ -58,7 +59,9 @@ class ConnectionStatus:
     packets: int = 0
     bytes: int = 0
     fill_bytes: int = 0
+    fill_records: int = 0
     full_waits: int = 0
+    empty_waits: int = 0
     drops: int = 0  # delivery policies (resilience) will count here
     throughput: float = 0.0
     _last: tuple = field(default=(0.0, 0), repr=False)
@@ -94,7 +97,9 @@ class StatusBoard:
             status.packets = data["packets"]
             status.bytes = data["bytes"]
             status.fill_bytes = data["fill_bytes"]
+            status.fill_records = data["fill_records"]
             status.full_waits = data["full_waits"]
+            status.empty_waits = data["empty_waits"]
             if last_time:
                 status.throughput = (status.packets - last_packets) / max(now - last_time, 1e-6)
             status._last = (now, status.packets)

@@ -14,6 +14,10 @@ finishes, exit 130. A second Ctrl-C kills every child at once. A child that dies
 reported with its exit status; its rings are closed on its behalf so its peers see end of
 stream (or a broken connection) instead of waiting forever; sources are stopped and the run
 ends non-zero. Restart policies (resilience) hook in at `_on_exit`.
+
+Observers (the FBP protocol, a dashboard, metrics) use the public surface only:
+`subscribe(callback)` for events, `add_output` to tap a connection while the network is
+built, `started` (an Event), `snapshot()` for numbers, and `stop()` from any thread.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -32,7 +37,7 @@ from fbp.ring import Ring, new_segment_name, remove_stale_segments
 from fbp.runtime.plan import Plan
 from fbp.runtime.status import ProcessStatus, StatusBoard
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_TIMEOUT", "Supervisor"]
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_TIMEOUT", "EVENTS", "Supervisor"]
 
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 124
@@ -42,6 +47,16 @@ STATUS_INTERVAL = 0.5
 # and finish before they are killed (a source that never yields, or a network blocked on
 # itself, cannot be stopped gracefully). Ctrl-C waits for a second Ctrl-C instead.
 TIMEOUT_GRACE = 10.0
+# What `Supervisor.subscribe` callbacks receive, with their keyword fields.
+EVENTS = {
+    "built": ("supervisor",),  # rings exist, no process started yet: add taps now
+    "started": ("supervisor",),  # every process is set up (or already gone)
+    "message": ("instance", "message"),  # a control message from a child
+    "exit": ("instance", "returncode"),
+    "sample": ("board",),  # numbers refreshed (every STATUS_INTERVAL)
+    "finished": ("exit_status",),
+}
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 @dataclass
@@ -90,6 +105,121 @@ class Supervisor:
         self.timed_out = False
         self.failures: list[str] = []
         self.packet_errors = 0
+        self.started = threading.Event()
+        self.started_at = time.time()
+        self.finished = False
+        self._ready: set[str] = set()
+        self._listeners: list = []
+        # ring name -> (connection number, producer end, consumer end), for snapshot()
+        self._ring_ends: dict[str, tuple[int | None, str, str]] = {}
+
+    # -- for observers -----------------------------------------------------------------
+
+    def subscribe(self, callback) -> None:
+        """Call `callback(event, **fields)` on each event of `EVENTS`.
+
+        Callbacks run on the supervisor's thread and must return quickly; one that raises
+        is reported and the run goes on (watching must never break the network).
+        """
+        self._listeners.append(callback)
+
+    def _emit(self, event: str, **fields) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback(event, **fields)
+            except Exception as exc:  # noqa: BLE001 - an observer's bug is reported, not fatal
+                self.log(f"fbp: observer failed on {event!r}: {exc!r}")
+
+    def add_output(self, instance_name: str, port: str, index: int | None, ring: str) -> None:
+        """Give a producer instance one more destination on an outport (a tap).
+
+        Only while the network is being built (the "built" event): the ring must exist and
+        its owner must unlink it. The fan-out sends every packet of the port to it too.
+
+        Raises:
+            KeyError: no such instance.
+            RuntimeError: the processes have been started already.
+        """
+        instance = self.instances[instance_name]
+        if instance.popen is not None:
+            raise RuntimeError(f"{instance_name} is running: outputs can only be added at build")
+        instance.spec["outputs"].append({"port": port, "index": index, "rings": [ring]})
+
+    def stop(self) -> None:
+        """Stop as Ctrl-C does: gracefully the first time, by killing the second time.
+
+        Safe from any thread; the watch loop acts on it within 0.1 s.
+        """
+        self.interrupts += 1
+
+    def snapshot(self) -> dict:
+        """The network's state and numbers as plain JSON-able data (see docs/running.md).
+
+        Safe from any thread: it copies what the watch loop last sampled.
+        """
+        graph = self.plan.graph
+        if self.finished:
+            state = "finished"
+        elif self.stopping or self.interrupts:
+            state = "stopping"
+        else:
+            state = "running"
+        processes = []
+        for name, status in list(self.board.processes.items()):
+            instance = self.instances.get(name)
+            process = instance.process if instance else name
+            graph_process = graph.processes.get(process)
+            metadata = graph_process.metadata if graph_process is not None else {}
+            processes.append(
+                {
+                    "name": name,
+                    "process": process,
+                    "component": status.component,
+                    "state": status.state,
+                    "pid": status.pid,
+                    "cpu": status.cpu,
+                    "cpu_percent": status.cpu_percent,
+                    "rss": _rss(status.pid) if status.state == "running" else None,
+                    "packets_in": status.packets_in,
+                    "packets_out": status.packets_out,
+                    "rate": status.rate,
+                    "errors": status.errors,
+                    "restarts": status.restarts,
+                    "exit_status": status.exit_status,
+                    "node": metadata.get("node"),
+                }
+            )
+        connections = []
+        for ring_name, status in list(self.board.connections.items()):
+            number, src, tgt = self._ring_ends.get(ring_name, (None, "", ""))
+            connections.append(
+                {
+                    "label": status.label,
+                    "connection": number,
+                    "src": src,
+                    "tgt": tgt,
+                    "ring": ring_name,
+                    "packets": status.packets,
+                    "bytes": status.bytes,
+                    "fill_bytes": status.fill_bytes,
+                    "fill_records": status.fill_records,
+                    "capacity": status.capacity,
+                    "full_waits": status.full_waits,
+                    "empty_waits": status.empty_waits,
+                    "drops": status.drops,
+                    "throughput": status.throughput,
+                }
+            )
+        return {
+            "graph": graph.name or graph.file,
+            "file": graph.file,
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "elapsed": time.time() - self.started_at,
+            "state": state,
+            "processes": processes,
+            "connections": connections,
+        }
 
     # -- setup -----------------------------------------------------------------------
 
@@ -124,8 +254,9 @@ class Supervisor:
                 group = []
                 for t_number, t_name in enumerate(target.instances):
                     name = new_segment_name(f"c{connection.number}-{s_number}-{t_number}")
-                    label = f"{_at(connection.src, s_name)} -> {_at(connection.tgt, t_name)}"
-                    self.rings[name] = (Ring.create(target.capacity, name), label)
+                    src, tgt = _at(connection.src, s_name), _at(connection.tgt, t_name)
+                    self.rings[name] = (Ring.create(target.capacity, name), f"{src} -> {tgt}")
+                    self._ring_ends[name] = (connection.number, src, tgt)
                     group.append(name)
                     self.instances[t_name].spec["inputs"].append(
                         {
@@ -144,6 +275,7 @@ class Supervisor:
             streams = [i for i in instance.spec["inputs"] if not i["config"]]
             has_stream_ports = bool(self.plan.processes[instance.process].spec.stream_inports)
             instance.is_source = not streams and not (has_stream_ports and instance.spec["iips"])
+        self._emit("built", supervisor=self)
 
     def _launch(self, instance: Instance) -> None:
         control_read, control_write = os.pipe()
@@ -192,6 +324,7 @@ class Supervisor:
             self.log(f"fbp: started {len(self.instances)} process(es), {len(self.rings)} ring(s)")
             self._watch(selector)
         finally:
+            self.finished = True
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self._kill_all()
@@ -211,7 +344,9 @@ class Supervisor:
             for ring, _ in self.rings.values():
                 ring.close()
                 ring.unlink()
-        return self._exit_status()
+        status = self._exit_status()
+        self._emit("finished", exit_status=status)
+        return status
 
     def _exit_status(self) -> int:
         if self.interrupts:
@@ -253,6 +388,7 @@ class Supervisor:
             if now >= next_sample:
                 next_sample = now + STATUS_INTERVAL
                 self._sample()
+                self._emit("sample", board=self.board)
                 if self.display is not None:
                     self.display.update(self.board)
         for instance in self.instances.values():
@@ -359,9 +495,23 @@ class Supervisor:
             status.final_cpu = True
         elif kind == "state":
             status.state = message["state"]
+            self._mark_ready(instance.name)
         sys.stderr.flush()
+        self._emit("message", instance=instance, message=message)
+
+    def _mark_ready(self, name: str) -> None:
+        """Announce "started" once every instance is set up (or gone)."""
+        self._ready.add(name)
+        if not self.started.is_set() and len(self._ready) >= len(self.instances):
+            self.started.set()
+            self._emit("started", supervisor=self)
 
     def _on_exit(self, instance: Instance, returncode: int) -> None:
+        self._handle_exit(instance, returncode)
+        self._mark_ready(instance.name)
+        self._emit("exit", instance=instance, returncode=returncode)
+
+    def _handle_exit(self, instance: Instance, returncode: int) -> None:
         instance.done = True
         status = self.board.processes[instance.name]
         status.exit_status = returncode
@@ -420,6 +570,17 @@ class Supervisor:
 def _at(ref, instance_name: str) -> str:
     index = "" if ref.index is None else f"[{ref.index}]"
     return f"{instance_name}.{ref.port}{index}"
+
+
+def _rss(pid: int | None) -> int | None:
+    """Resident memory of a live process in bytes, or None."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/statm") as handle:
+            return int(handle.read().split()[1]) * _PAGE_SIZE
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _indent(text: str) -> str:

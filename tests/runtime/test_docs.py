@@ -26,7 +26,7 @@ def blocks(page: str):
 
 
 def materialize(page: str, folder: pathlib.Path):
-    for kind, name, text in blocks(page):
+    for _kind, name, text in blocks(page):
         if name:
             (folder / name).write_text(text)
 
@@ -62,14 +62,15 @@ def test_console_examples_print_what_the_page_says(page, tmp_path):
         assert result.stdout == expected, f"{command}\n{result.stderr}"
 
 
-def test_python_examples_run(tmp_path, monkeypatch):
-    materialize("components.md", tmp_path)
+@pytest.mark.parametrize("page", ["components.md", "running.md"])
+def test_python_examples_run(page, tmp_path, monkeypatch):
+    materialize(page, tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    code = [text for kind, name, text in blocks("components.md") if kind == "python" and not name]
+    code = [text for kind, name, text in blocks(page) if kind == "python" and not name]
     assert code
     for number, text in enumerate(code):
         # Running the documented example is the point of this test.
-        exec(compile(text, f"docs/components.md python block {number + 1}", "exec"), {})  # noqa: S102
+        exec(compile(text, f"docs/{page} python block {number + 1}", "exec"), {})  # noqa: S102
     sys.modules.pop("scaling", None)
 
 
