@@ -5,7 +5,8 @@ Libraries come from three places, searched in this order:
 2. the `fbp.components` entry-point group: third-party packages declare
    `[project.entry-points."fbp.components"] mylib = "mypackage.components"`;
 3. folders on `FBP_PATH` (`:`-separated) and `--path`: each `DIR/NAME.py` file or
-   `DIR/NAME/` package is the library `NAME` (a user's own components).
+   `DIR/NAME/` package is the library `NAME` (a user's own components). DIR is added to
+   the end of `sys.path`, so a library may import its sibling modules by name.
 
 A library's components are the functions decorated with `@component` and the `Component`
 subclasses defined in its module (or package). The first library of a name wins.
@@ -95,6 +96,14 @@ class Registry:
                 else None,
             )
             assert spec is not None and spec.loader is not None
+            # A user's library imports its siblings as plain modules (`import helpers`,
+            # `from mylib.helpers import f`), as it would when run as a script: make its
+            # folder importable, after the installed packages so it never shadows them.
+            folder = str(
+                Path(where).parent.parent if where.endswith("__init__.py") else Path(where).parent
+            )
+            if folder not in sys.path:
+                sys.path.append(folder)
             module = importlib.util.module_from_spec(spec)
             sys.modules[module_name] = module
             try:

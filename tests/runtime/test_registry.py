@@ -109,3 +109,28 @@ def test_entry_point_libraries_are_found(tmp_path, monkeypatch):
     registry = Registry()
     assert registry.get("vendor/Increment").full_name == "vendor/Increment"
     monkeypatch.delitem(__import__("sys").modules, "vendor_components")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("style", ["from .helpers import twice", "from mylib.helpers import twice"])
+def test_a_package_library_imports_its_own_modules(run_fbp, tmp_path, style):
+    package = tmp_path / "mylib"
+    package.mkdir()
+    (package / "__init__.py").write_text('"""A package library."""\nfrom .ops import Double\n')
+    (package / "ops.py").write_text(
+        "from fbp.component import InPort, OutPort, component\n"
+        "from fbp.types import Int\n"
+        f"{style}\n\n\n"
+        '@component(inports=[InPort("IN", Int, "n")], outports=[OutPort("OUT", Int, "2n")])\n'
+        "def Double(n):\n"
+        '    """Double it."""\n'
+        "    return twice(n)\n"
+    )
+    (package / "helpers.py").write_text("def twice(n):\n    return 2 * n\n")
+    graph = tmp_path / "g.fbp"
+    graph.write_text(
+        "'3' -> COUNT Seq(core/Sequence) OUT -> IN D(mylib/Double) OUT -> IN Out(core/Output)\n"
+    )
+    result = run_fbp("run", graph, "--path", tmp_path, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "2", "4"]
