@@ -5,7 +5,9 @@ Usage: python benchmarks/pingpong_placement.py [ROUNDS]
 Shows why the ring's 64 B ping-pong is sometimes ~0.6 us and sometimes ~9 us on a busy
 2-core machine (benchmarks/README.md, "Ping-pong"): each run prints the round-trip p50/p99
 and in how many samples both processes had last run on the same CPU (from /proc/PID/stat).
-Unpinned and pinned runs alternate, ROUNDS times (default 3).
+Unpinned runs, runs pinned to different CPUs and runs pinned to one CPU alternate, ROUNDS
+times (default 3); then the busy-polling reference (the same ring, polled with recv(0),
+never sleeping) pinned both ways, so each placement has its own reference.
 """
 
 from __future__ import annotations
@@ -15,10 +17,15 @@ import os
 import sys
 import time
 
+from fbp.errors import RingEmpty
 from fbp.ring import Ring
 
 TRIPS = 60_000
 WARM_UP = 10_000
+# Two busy-pollers on one CPU take turns by the scheduler's time slice (milliseconds per
+# round trip): fewer trips, or that one run takes many minutes.
+SAME_CPU_BUSY_TRIPS = 1_500
+SAME_CPU_BUSY_WARM_UP = 100
 
 
 def last_cpu(pid: int) -> int:
@@ -26,40 +33,61 @@ def last_cpu(pid: int) -> int:
         return int(file.read().rsplit(")", 1)[1].split()[36])  # field 39, "processor"
 
 
-def pong(forward: str, backward: str, cpu: int | None) -> None:
+def receive(ring: Ring, busy: bool):
+    """Blocking receive, or the busy-polling reference: try again and again, never sleep."""
+    if not busy:
+        return ring.recv()
+    while True:
+        try:
+            return ring.recv(0)
+        except RingEmpty:
+            pass
+
+
+def pong(forward: str, backward: str, cpu: int | None, busy: bool) -> None:
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     incoming = Ring.attach(forward, "consumer")
     outgoing = Ring.attach(backward, "producer")
     while True:
-        with incoming.recv() as record:
+        with receive(incoming, busy) as record:
             size = len(record)
         if size == 0:
             break
         outgoing.send(b"y" * 64)
 
 
-def run(pinned: bool) -> str:
+def run(placement: str, busy: bool = False) -> str:
+    """Placement: "unpinned", "different" CPUs or the "same" CPU for both ends."""
     cpus = sorted(os.sched_getaffinity(0))
     original = set(cpus)
+    pinned = placement != "unpinned"
     if pinned:
         os.sched_setaffinity(0, {cpus[0]})
     forward, backward = Ring.create(1 << 20), Ring.create(1 << 20)
     try:
         ponger = multiprocessing.get_context("spawn").Process(
-            target=pong, args=(forward.name, backward.name, cpus[-1] if pinned else None)
+            target=pong,
+            args=(
+                forward.name,
+                backward.name,
+                {"unpinned": None, "different": cpus[-1], "same": cpus[0]}[placement],
+                busy,
+            ),
         )
         ponger.start()
         outgoing = Ring.attach(forward.name, "producer")
         incoming = Ring.attach(backward.name, "consumer")
         message = b"x" * 64
         trips, same, samples = [], 0, 0
-        for number in range(TRIPS):
+        slow = busy and placement == "same"
+        total, warm_up = (SAME_CPU_BUSY_TRIPS, SAME_CPU_BUSY_WARM_UP) if slow else (TRIPS, WARM_UP)
+        for number in range(total):
             start = time.perf_counter_ns()
             outgoing.send(message)
-            incoming.recv().release()
+            receive(incoming, busy).release()
             trips.append(time.perf_counter_ns() - start)
-            if number >= WARM_UP and number % 2000 == 0:
+            if number >= warm_up and number % (total // 25) == 0:
                 samples += 1
                 same += last_cpu(os.getpid()) == last_cpu(ponger.pid)
         outgoing.send(b"")
@@ -69,11 +97,16 @@ def run(pinned: bool) -> str:
             ring.close()
             ring.unlink()
         os.sched_setaffinity(0, original)
-    measured = sorted(trips[WARM_UP:])
+    measured = sorted(trips[warm_up:])
     p50 = measured[len(measured) // 2] / 1e3
     p99 = measured[int(len(measured) * 0.99)] / 1e3
-    label = "pinned to different CPUs" if pinned else "unpinned"
-    return f"{label:25s} p50 {p50:6.2f} us  p99 {p99:7.2f} us  same CPU in {same}/{samples} samples"
+    label = {
+        "unpinned": "unpinned",
+        "different": "pinned to different CPUs",
+        "same": "pinned to one CPU",
+    }[placement]
+    label += ", busy-poll" if busy else ""
+    return f"{label:36s} p50 {p50:6.2f} us  p99 {p99:7.2f} us  same CPU in {same}/{samples} samples"
 
 
 def main(argv: list[str]) -> None:
@@ -82,8 +115,10 @@ def main(argv: list[str]) -> None:
         sys.exit("needs at least two CPUs")
     print(f"load average {' '.join(f'{value:.2f}' for value in os.getloadavg())}", flush=True)
     for _ in range(rounds):
-        for pinned in (False, True):
-            print(run(pinned), flush=True)
+        for placement in ("unpinned", "different", "same"):
+            print(run(placement), flush=True)
+        for placement in ("different", "same"):
+            print(run(placement, busy=True), flush=True)
 
 
 if __name__ == "__main__":
