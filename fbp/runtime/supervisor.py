@@ -267,9 +267,13 @@ class Supervisor:
                         }
                     )
                     self.instances[t_name].inputs.append(name)
-                self.instances[s_name].spec["outputs"].append(
-                    {"port": connection.src.port, "index": connection.src.index, "rings": group}
-                )
+                # A stream is spread over the workers; a config value (a mask, a geometry)
+                # must reach every worker, so each worker's ring is its own destination.
+                groups = [[ring] for ring in group] if connection.tgt_port.config else [group]
+                for rings in groups:
+                    self.instances[s_name].spec["outputs"].append(
+                        {"port": connection.src.port, "index": connection.src.index, "rings": rings}
+                    )
                 self.instances[s_name].outputs.extend(group)
         for instance in self.instances.values():
             streams = [i for i in instance.spec["inputs"] if not i["config"]]

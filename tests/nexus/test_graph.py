@@ -89,12 +89,6 @@ def test_hit_finding_graph_with_two_peak_finder_workers(tmp_path, run_fbp, check
     run_hit_finding(tmp_path, run_fbp, check_nexus, workers=2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime: a connection into a config port of a workers=N process reaches one "
-    "worker only (packets are spread like stream packets), so the other worker runs "
-    "without the mask",
-)
 @pytest.mark.timeout(120)
 def test_every_worker_gets_the_mask(tmp_path, run_fbp, check_nexus):
     assert run_hit_finding(tmp_path, run_fbp, check_nexus, workers=2) >= 99.5
