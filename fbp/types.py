@@ -357,7 +357,10 @@ class Array(PortType):
         if self.ndim is not None and other.ndim is not None and self.ndim != other.ndim:
             return False
         if self.shape is not None and other.shape is not None:
-            return all(a is None or b is None or a == b for a, b in zip(self.shape, other.shape))
+            return all(
+                a is None or b is None or a == b
+                for a, b in zip(self.shape, other.shape, strict=False)
+            )
         return True
 
     def _convert(self, value: Value) -> numpy.ndarray:
@@ -379,7 +382,8 @@ class Array(PortType):
         if self.ndim is not None and value.ndim != self.ndim:
             raise PortTypeError(f"expected {self}, got an array of shape {value.shape}")
         if self.shape is not None and any(
-            want is not None and want != got for want, got in zip(self.shape, value.shape)
+            want is not None and want != got
+            for want, got in zip(self.shape, value.shape, strict=False)
         ):
             raise PortTypeError(f"expected {self}, got an array of shape {value.shape}")
 

@@ -44,9 +44,8 @@ def to_dot(graph: Graph) -> str:
                 f'  {note} [shape=note, style=filled, fillcolor="#fff8dc", '
                 f"label={_quote(_iip_label(connection.data))}];"
             )
-            lines.append(
-                f"  {note} -> {_quote(tgt.process)} [headlabel={_quote(_port(graph, tgt))}, style=dashed];"
-            )
+            head = _quote(_port(graph, tgt))
+            lines.append(f"  {note} -> {_quote(tgt.process)} [headlabel={head}, style=dashed];")
             continue
         src = connection.src
         lines.append(
