@@ -7,9 +7,9 @@ and it must leave no shared-memory segment and no child process behind.
 from __future__ import annotations
 
 import os
+import pathlib
 import subprocess
 import sys
-import pathlib
 import time
 
 import pytest

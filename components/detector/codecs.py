@@ -25,8 +25,14 @@ import h5py
 import hdf5plugin
 import numpy as np
 
-__all__ = ["ALGORITHMS", "CodecError", "compress", "compress_lz4_block", "decompress",
-           "decompress_lz4_block"]
+__all__ = [
+    "ALGORITHMS",
+    "CodecError",
+    "compress",
+    "compress_lz4_block",
+    "decompress",
+    "decompress_lz4_block",
+]
 
 ALGORITHMS = ("bslz4", "lz4")
 _CACHE_LIMIT = 16
@@ -63,9 +69,7 @@ _codecs_lock = threading.Lock()
 
 def _codec(shape, dtype, algorithm: str) -> _ChunkCodec:
     if algorithm not in ALGORITHMS:
-        raise CodecError(
-            f"unknown compression {algorithm!r}; supported: {', '.join(ALGORITHMS)}"
-        )
+        raise CodecError(f"unknown compression {algorithm!r}; supported: {', '.join(ALGORITHMS)}")
     shape = tuple(int(n) for n in shape)
     if not shape or min(shape) <= 0:
         raise CodecError(f"image shape must be positive, got {shape}")
@@ -122,13 +126,17 @@ def decompress(data, algorithm: str, shape, dtype, out: np.ndarray | None = None
             f"{out.dtype} {out.shape}"
         )
     payload = bytes(data) if not isinstance(data, bytes) else data
-    _check_framing(payload, algorithm, int(np.prod(codec.dataset.shape)) * dtype.itemsize, dtype.itemsize)
+    _check_framing(
+        payload, algorithm, int(np.prod(codec.dataset.shape)) * dtype.itemsize, dtype.itemsize
+    )
     with codec.lock:
         try:
             codec.dataset.id.write_direct_chunk(codec.origin, payload)
             codec.dataset.read_direct(out)
         except (OSError, ValueError, RuntimeError) as exc:
-            raise CodecError(f"{algorithm} data ({len(payload)} bytes) failed to decode: {exc}") from exc
+            raise CodecError(
+                f"{algorithm} data ({len(payload)} bytes) failed to decode: {exc}"
+            ) from exc
     return out
 
 

@@ -103,8 +103,6 @@ def geometry(name: str) -> DetectorGeometry:
     """
     key = name.strip().lower()
     if key not in MODELS:
-        raise ValueError(
-            f"unknown detector model {name!r}; valid models: {', '.join(MODELS)}"
-        )
+        raise ValueError(f"unknown detector model {name!r}; valid models: {', '.join(MODELS)}")
     fast, slow = MODELS[key]
     return DetectorGeometry(key, fast, slow)

@@ -122,9 +122,11 @@ class HDF5FrameReader:
         if not datasets:
             candidates: list[h5py.Dataset] = []
             self.file.visititems(
-                lambda _, obj: candidates.append(obj)
-                if isinstance(obj, h5py.Dataset) and obj.ndim == 3
-                else None
+                lambda _, obj: (
+                    candidates.append(obj)
+                    if isinstance(obj, h5py.Dataset) and obj.ndim == 3
+                    else None
+                )
             )
             datasets = candidates[:1]
         if not datasets:
@@ -144,8 +146,12 @@ class HDF5FrameReader:
 
     def info(self) -> dict:
         """Detector fields of an NXmx file (beam centre, pixel size, ...) that are present."""
-        found: dict = {"source_file": str(self.path), "frames": len(self),
-                       "image_size_y": self.frame_shape[0], "image_size_x": self.frame_shape[1]}
+        found: dict = {
+            "source_file": str(self.path),
+            "frames": len(self),
+            "image_size_y": self.frame_shape[0],
+            "image_size_x": self.frame_shape[1],
+        }
         for key, location in _DETECTOR_FIELDS.items():
             item = self.file.get(location)
             if isinstance(item, h5py.Dataset) and item.shape == ():
@@ -174,7 +180,9 @@ class HDF5FrameReader:
             index -= dataset.shape[0]
         raise IndexError(f"frame index past the {len(self)} frames of {self.path}")
 
-    def frames(self, rate: float = 0.0, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+    def frames(
+        self, rate: float = 0.0, start: int = 0, stop: int | None = None
+    ) -> Iterator[np.ndarray]:
         """New arrays for frames `start`..`stop`, at most `rate` per second (0: no limit)."""
         pacer = Pacer(rate)
         for index in range(start, len(self) if stop is None else min(stop, len(self))):

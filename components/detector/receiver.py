@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def detect_protocol(parts: list[bytes]) -> str:
-    """"v1" for JSON multipart messages, "v2" for single CBOR maps."""
+    """ "v1" for JSON multipart messages, "v2" for single CBOR maps."""
     head = bytes(parts[0][:1]) if parts and len(parts[0]) else b""
     return "v1" if head == b"{" else "v2"
 
@@ -114,4 +114,3 @@ class StreamReceiver:
 
     def __exit__(self, *exc) -> None:
         self.close()
-

@@ -62,8 +62,12 @@ class StreamServer:
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT) if bind else endpoint
         self.sent = 0
 
-    def send(self, parts: list[bytes] | bytes, stop: threading.Event | None = None,
-             timeout: float | None = None) -> bool:
+    def send(
+        self,
+        parts: list[bytes] | bytes,
+        stop: threading.Event | None = None,
+        timeout: float | None = None,
+    ) -> bool:
         """Send one message, waiting for room; False if stopped or timed out first."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.socket.poll(_POLL_MS, zmq.POLLOUT):
@@ -78,28 +82,43 @@ class StreamServer:
         self.sent += 1
         return True
 
-    def start_message(self, series_id: int, unique_id: str, info: dict,
-                      pixel_mask: np.ndarray | None = None) -> list[bytes] | bytes:
+    def start_message(
+        self, series_id: int, unique_id: str, info: dict, pixel_mask: np.ndarray | None = None
+    ) -> list[bytes] | bytes:
         """The series-start message in this server's protocol."""
         if self.protocol == "v1":
             return stream_v1.encode_header(series_id, info, pixel_mask=pixel_mask)
         return stream_v2.encode_start(series_id, unique_id, info, pixel_mask=pixel_mask)
 
-    def image_message(self, series_id: int, unique_id: str, image_id: int,
-                      image: np.ndarray, frame_time: float = 0.0) -> list[bytes] | bytes:
+    def image_message(
+        self,
+        series_id: int,
+        unique_id: str,
+        image_id: int,
+        image: np.ndarray,
+        frame_time: float = 0.0,
+    ) -> list[bytes] | bytes:
         """One image message in this server's protocol."""
         if self.protocol == "v1":
             start_ns = int(image_id * frame_time * 1e9)
             return stream_v1.encode_image(
-                series_id, image_id, image, compression=self.compression,
-                start_time=start_ns, stop_time=start_ns + int(frame_time * 1e9),
+                series_id,
+                image_id,
+                image,
+                compression=self.compression,
+                start_time=start_ns,
+                stop_time=start_ns + int(frame_time * 1e9),
                 real_time=int(frame_time * 1e9),
             )
         base = 10_000_000  # a 10 MHz time base, as the rationals of Stream V2 expect
         start = int(image_id * frame_time * base)
         return stream_v2.encode_image(
-            series_id, unique_id, image_id, {"threshold_1": image},
-            compression=self.compression, start_time=(start, base),
+            series_id,
+            unique_id,
+            image_id,
+            {"threshold_1": image},
+            compression=self.compression,
+            start_time=(start, base),
             stop_time=(start + int(frame_time * base), base),
             real_time=(int(frame_time * base), base),
         )
@@ -153,7 +172,9 @@ class StreamServer:
                 delay = started + image_id * frame_time - time.monotonic()
                 if delay > 0 and (stop.wait(delay) if stop is not None else time.sleep(delay)):
                     break
-            message = self.image_message(series_id, unique_id, image_id, render(image_id), frame_time)
+            message = self.image_message(
+                series_id, unique_id, image_id, render(image_id), frame_time
+            )
             if not self.send(message, stop, timeout):
                 break
             sent += 1

@@ -85,8 +85,10 @@ class FrameTruth:
         return cls(
             seq,
             bool(meta["is_hit"]),
-            **{name: np.asarray(spots.get(name, []), dtype=float) for name in
-               ("x", "y", "photons", "peak", "background", "snr")},
+            **{
+                name: np.asarray(spots.get(name, []), dtype=float)
+                for name in ("x", "y", "photons", "peak", "background", "snr")
+            },
         )
 
 
@@ -99,8 +101,10 @@ def poisson_quantile_table(mean: float, dtype: np.dtype, saturation: int) -> np.
     low = max(0, int(mean - spread))
     counts = np.arange(low, int(mean + spread) + 2, dtype=np.float64)
     log_factorial = np.array([math.lgamma(k + 1.0) for k in counts])
-    log_pmf = counts * math.log(mean) - mean - log_factorial if mean > 0 else np.where(
-        counts == 0, 0.0, -np.inf
+    log_pmf = (
+        counts * math.log(mean) - mean - log_factorial
+        if mean > 0
+        else np.where(counts == 0, 0.0, -np.inf)
     )
     cdf = np.cumsum(np.exp(log_pmf))
     # Mass below `low` is < 1e-30 and ignored; normalise so the top quantile is found.
@@ -203,7 +207,8 @@ class DetectorSimulator:
         height, width = self.shape
         y, x = np.ogrid[:height, :width]
         radius = np.hypot(
-            (x - self.beam_center[0]).astype(np.float32), (y - self.beam_center[1]).astype(np.float32)
+            (x - self.beam_center[0]).astype(np.float32),
+            (y - self.beam_center[1]).astype(np.float32),
         )
         half = 0.35 * math.hypot(height, width) / 2
         mean = np.float32(level) * (0.3 + 0.7 / (1.0 + (radius / np.float32(half)) ** 2))

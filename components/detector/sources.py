@@ -7,6 +7,7 @@ the HDF5 reader reads into it. A series (a detector run, a file) is one bracket 
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 
@@ -15,7 +16,8 @@ from fbp.types import Any, Array, Bool, Float, Int, Record, Str
 
 from .hdf5 import HDF5FrameReader, Pacer
 from .messages import Image, MalformedMessage, SeriesEnd, SeriesStart
-from .receiver import PROTOCOLS, StreamReceiver as _Receiver
+from .receiver import PROTOCOLS
+from .receiver import StreamReceiver as _Receiver
 from .server import StreamServer
 from .simulate import DetectorSimulator
 from .tee import StreamTee as _Tee
@@ -27,15 +29,31 @@ _MASK = Array("uint32", ndim=2)
 _POLL = 0.2  # seconds a blocking wait lasts before the runtime may stop the source
 
 
+def _rings(value) -> list[tuple[float, float, float]]:
+    """RINGS as given: a list, or its JSON text (an IIP in a .fbp file is text)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else []
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"RINGS must be JSON like [[120, 40, 2.5]], got {value!r}: {exc}"
+            ) from exc
+    rings = list(value or [])
+    for ring in rings:
+        if not isinstance(ring, (list, tuple)) or len(ring) != 3:
+            raise ValueError(f"each of RINGS must be [radius_px, photons, width_px], got {ring!r}")
+    return [tuple(float(v) for v in ring) for ring in rings]
+
+
 def _simulator(config: dict) -> DetectorSimulator:
-    rings = config.get("rings") or []
+    rings = _rings(config.get("rings"))
     return DetectorSimulator(
         config["model"],
         seed=config["seed"],
         hit_rate=config["hit_rate"],
         spots_per_hit=config["spots"],
         background=config["background"],
-        rings=[tuple(ring) for ring in rings],
+        rings=rings,
         dtype=config["dtype"],
     )
 
@@ -44,14 +62,17 @@ _SIMULATION_PORTS = [
     InPort("FRAMES", Int, "frames in the series; 0 runs until stopped", default=100),
     InPort("HIT_RATE", Float, "fraction of frames that are crystal hits (0..1)", default=0.2),
     InPort("SEED", Int, "fixes dead/hot pixels and every frame", default=0),
-    InPort("MODEL", Str, "eiger2-500k, eiger2-1m, eiger2-4m, eiger2-9m or eiger2-16m",
-           default="eiger2-4m"),
+    InPort(
+        "MODEL",
+        Str,
+        "eiger2-500k, eiger2-1m, eiger2-4m, eiger2-9m or eiger2-16m",
+        default="eiger2-4m",
+    ),
     InPort("RATE", Float, "frames per second at most; 0 is as fast as possible", default=0.0),
     InPort("SPOTS", Float, "mean number of Bragg spots on a hit", default=40.0),
     InPort("BACKGROUND", Float, "mean background photons per pixel near the beam", default=1.0),
     InPort("DTYPE", Str, "pixel type: uint16 or uint32", default="uint16"),
-    InPort("RINGS", Any, "powder rings: JSON list of [radius_px, photons, width_px]",
-           default=[]),
+    InPort("RINGS", Any, "powder rings: JSON list of [radius_px, photons, width_px]", default=[]),
 ]
 
 
@@ -110,10 +131,12 @@ class ReadHDF5(Component):
     """
 
     inports = [
-        InPort("PATH", Str, "the HDF5/NeXus file (an NXmx master file or a data file)",
-               config=True),
-        InPort("DATASET", Str, "frame dataset inside the file; empty finds /entry/data/*",
-               default=""),
+        InPort(
+            "PATH", Str, "the HDF5/NeXus file (an NXmx master file or a data file)", config=True
+        ),
+        InPort(
+            "DATASET", Str, "frame dataset inside the file; empty finds /entry/data/*", default=""
+        ),
         InPort("RATE", Float, "frames per second at most; 0 is as fast as possible", default=0.0),
         InPort("START", Int, "first frame to send", default=0),
         InPort("COUNT", Int, "frames to send; 0 sends all from START", default=0),
@@ -142,7 +165,9 @@ class ReadHDF5(Component):
             for index in range(self.start, self.stop):
                 self.pacer.wait()
                 with self.out.OUT.reserve_array(
-                    reader.frame_shape, reader.dtype, seq=index,
+                    reader.frame_shape,
+                    reader.dtype,
+                    seq=index,
                     meta={"source_file": str(reader.path), "index": index},
                 ) as frame:
                     reader.read_into(index, frame)
@@ -176,8 +201,9 @@ class StreamReceiver(Component):
         InPort("CHANNEL", Str, "V2 image channel to forward", default="threshold_1"),
         InPort("BIND", Bool, "bind instead of connect", default=False),
         InPort("SERIES", Int, "stop after this many series; 0 never", default=0),
-        InPort("IDLE", Float, "stop after this many seconds without a message; 0 never",
-               default=0.0),
+        InPort(
+            "IDLE", Float, "stop after this many seconds without a message; 0 never", default=0.0
+        ),
     ]
     outports = [
         OutPort("OUT", _FRAMES, "decoded images, one bracket per series"),
@@ -216,16 +242,24 @@ class StreamReceiver(Component):
                 self._forward(event)
             stats = {**self.receiver.stats(), "undecodable": self.failed}
             if stats.get("malformed") or self.failed:
-                self.log.warning("skipped %d malformed messages and %d undecodable images: %s",
-                                 stats.get("malformed", 0), self.failed, stats["last_errors"])
+                self.log.warning(
+                    "skipped %d malformed messages and %d undecodable images: %s",
+                    stats.get("malformed", 0),
+                    self.failed,
+                    stats["last_errors"],
+                )
             self.out.STATS.send(stats)
 
     def _forward(self, event) -> None:
         if isinstance(event, SeriesStart):
-            self.out.OUT.open_bracket({
-                **event.info, "series_id": event.series_id,
-                "series_unique_id": event.unique_id, "seen": event.seen,
-            })
+            self.out.OUT.open_bracket(
+                {
+                    **event.info,
+                    "series_id": event.series_id,
+                    "series_unique_id": event.unique_id,
+                    "seen": event.seen,
+                }
+            )
             self.open = True
             for name, array in event.arrays.items():
                 if name.startswith("pixel_mask") and array.ndim == 2:
@@ -237,14 +271,17 @@ class StreamReceiver(Component):
             try:
                 with self.out.OUT.reserve_array(
                     encoded.shape if encoded.order == "C" else tuple(reversed(encoded.shape)),
-                    encoded.dtype, seq=event.image_id, meta=meta,
+                    encoded.dtype,
+                    seq=event.image_id,
+                    meta=meta,
                 ) as frame:
                     encoded.decode(out=frame)
             except MalformedMessage as exc:
                 # The slot is abandoned (never sent) and the image counted, not fatal.
                 self.failed += 1
-                self.log.warning("image %d of series %d skipped: %s",
-                                 event.image_id, event.series_id, exc)
+                self.log.warning(
+                    "image %d of series %d skipped: %s", event.image_id, event.series_id, exc
+                )
         elif isinstance(event, SeriesEnd):
             self.out.OUT.close_bracket({**event.info, "series_id": event.series_id})
             self.open = False
@@ -313,11 +350,11 @@ class StreamTee(Component):
 
     inports = [
         InPort("SOURCE", Str, "the detector's stream to pull from", config=True),
-        InPort("OUTPUTS", Str, "comma-separated endpoints to bind, one per client",
-               config=True),
+        InPort("OUTPUTS", Str, "comma-separated endpoints to bind, one per client", config=True),
         InPort("LOSSY", Str, "comma-separated outputs that may drop messages", default=""),
-        InPort("IDLE", Float, "stop after this many seconds without a message; 0 never",
-               default=0.0),
+        InPort(
+            "IDLE", Float, "stop after this many seconds without a message; 0 never", default=0.0
+        ),
     ]
     outports = [OutPort("OUT", Record(), "counts per output, sent once at the end")]
 

@@ -52,7 +52,9 @@ def _json(part, what: str) -> dict:
 def _integer(fields: Mapping, key: str, htype: str) -> int:
     value = fields.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise MalformedMessage(f"{htype} field {key!r} must be a non-negative integer, got {value!r}")
+        raise MalformedMessage(
+            f"{htype} field {key!r} must be a non-negative integer, got {value!r}"
+        )
     return value
 
 
@@ -113,8 +115,11 @@ def decode(parts: Sequence[bytes]) -> SeriesStart | Image | SeriesEnd:
         if len(parts) > 4:
             info["appendix"] = bytes(parts[4]).decode("utf-8", "replace")
         return Image(
-            _integer(first, "series", htype), _integer(first, "frame", htype),
-            {"threshold_1": array}, None, info,
+            _integer(first, "series", htype),
+            _integer(first, "frame", htype),
+            {"threshold_1": array},
+            None,
+            info,
         )
     if htype == "dheader-1.0":
         series = _integer(first, "series", htype)
@@ -168,13 +173,19 @@ def encode_header(
 ) -> list[bytes]:
     """A `dheader-1.0` message: detail "basic" with `config`, "all" if a pixel mask is given."""
     detail = "all" if pixel_mask is not None else ("basic" if config is not None else "none")
-    parts = [json.dumps({"htype": "dheader-1.0", "series": int(series), "header_detail": detail}).encode()]
+    parts = [
+        json.dumps(
+            {"htype": "dheader-1.0", "series": int(series), "header_detail": detail}
+        ).encode()
+    ]
     if detail != "none":
         parts.append(json.dumps(dict(config or {})).encode())
     if pixel_mask is not None:
         mask = np.ascontiguousarray(pixel_mask, dtype="<u4")
         shape = list(reversed(mask.shape))
-        parts.append(json.dumps({"htype": "dpixelmask-1.0", "shape": shape, "type": "uint32"}).encode())
+        parts.append(
+            json.dumps({"htype": "dpixelmask-1.0", "shape": shape, "type": "uint32"}).encode()
+        )
         parts.append(mask.tobytes())
     return parts
 
@@ -204,19 +215,32 @@ def encode_image(
     else:
         data = image.astype(image.dtype.newbyteorder("<"), copy=False).tobytes()
     return [
-        json.dumps({
-            "htype": "dimage-1.0", "series": int(series), "frame": int(frame),
-            "hash": hashlib.md5(data).hexdigest(),
-        }).encode(),
-        json.dumps({
-            "htype": "dimage_d-1.0", "shape": list(reversed(image.shape)),
-            "type": image.dtype.name, "encoding": encoding, "size": len(data),
-        }).encode(),
+        json.dumps(
+            {
+                "htype": "dimage-1.0",
+                "series": int(series),
+                "frame": int(frame),
+                "hash": hashlib.md5(data).hexdigest(),
+            }
+        ).encode(),
+        json.dumps(
+            {
+                "htype": "dimage_d-1.0",
+                "shape": list(reversed(image.shape)),
+                "type": image.dtype.name,
+                "encoding": encoding,
+                "size": len(data),
+            }
+        ).encode(),
         data,
-        json.dumps({
-            "htype": "dconfig-1.0", "start_time": int(start_time), "stop_time": int(stop_time),
-            "real_time": int(real_time),
-        }).encode(),
+        json.dumps(
+            {
+                "htype": "dconfig-1.0",
+                "start_time": int(start_time),
+                "stop_time": int(stop_time),
+                "real_time": int(real_time),
+            }
+        ).encode(),
     ]
 
 

@@ -40,9 +40,7 @@ for _tag in range(64, 88):
     _order = "|" if _itemsize == 1 else ("<" if _little else ">")
     _TYPED_ARRAY_TAGS[_tag] = np.dtype(f"{_order}{_kind}{_itemsize}")
 _LITTLE_ENDIAN_TAGS = {
-    dtype.str: tag
-    for tag, dtype in _TYPED_ARRAY_TAGS.items()
-    if tag != 68 and dtype.str[0] in "<|"
+    dtype.str: tag for tag, dtype in _TYPED_ARRAY_TAGS.items() if tag != 68 and dtype.str[0] in "<|"
 }
 
 
@@ -61,7 +59,9 @@ def _tag_hook(*args: Any) -> Any:
     tag = next(a for a in args if isinstance(a, cbor2.CBORTag))
     number, value = tag.tag, tag.value
     if number == TAG_DECTRIS_COMPRESSION:
-        if not (isinstance(value, (list, tuple)) and len(value) == 3 and isinstance(value[2], bytes)):
+        if not (
+            isinstance(value, (list, tuple)) and len(value) == 3 and isinstance(value[2], bytes)
+        ):
             raise MalformedMessage("tag 56500 must hold [algorithm, element size, bytes]")
         return _Compressed(str(value[0]), value[2])
     if number in _TYPED_ARRAY_TAGS:
@@ -72,7 +72,9 @@ def _tag_hook(*args: Any) -> Any:
         if not (isinstance(value, (list, tuple)) and len(value) == 2):
             raise MalformedMessage(f"tag {number} must hold [dimensions, array]")
         dims, array = value
-        if not (isinstance(dims, (list, tuple)) and all(isinstance(d, int) and d > 0 for d in dims)):
+        if not (
+            isinstance(dims, (list, tuple)) and all(isinstance(d, int) and d > 0 for d in dims)
+        ):
             raise MalformedMessage(f"multi-dimensional array has bad dimensions {dims!r}")
         if not isinstance(array, _Typed):
             raise MalformedMessage("multi-dimensional array must hold a typed array")
@@ -176,9 +178,7 @@ def _array_tag(array: np.ndarray, compression: str | None) -> cbor2.CBORTag:
             TAG_DECTRIS_COMPRESSION,
             [compression, element_size, codecs.compress(array, compression)],
         )
-    return cbor2.CBORTag(
-        TAG_MULTIDIM_ROW_MAJOR, [list(array.shape), cbor2.CBORTag(tag, payload)]
-    )
+    return cbor2.CBORTag(TAG_MULTIDIM_ROW_MAJOR, [list(array.shape), cbor2.CBORTag(tag, payload)])
 
 
 def encode_start(
@@ -198,7 +198,7 @@ def encode_start(
         "type": "start",
         "series_id": int(series_id),
         "series_unique_id": unique_id,
-        "arm_date": datetime.datetime.now(datetime.timezone.utc),
+        "arm_date": datetime.datetime.now(datetime.UTC),
         "channels": list(channels),
     }
     fields.update(info or {})

@@ -151,10 +151,11 @@ class WriteNXdata(Component):
     PEAKS takes PeakFinder's tables (hit flags come with them), PROFILES RadialProfile's
     records; IN takes any of the four kinds and tells them apart by their keys (a peak
     table has `n_peaks`, a profile `radial`, an ERROR record `traceback`, a ledger entry
-    `where` and `kind`), for graphs that send everything to one port. The loss ledger counts what the file is missing and why: ERRORS takes the
-    ERROR records of other processes (each a failed packet), LOSSES takes ledger entries
+    `where` and `kind`), for graphs that send everything to one port. The loss ledger
+    counts what the file is missing and why: ERRORS takes the ERROR records of other
+    processes (each a failed packet), LOSSES takes ledger entries
     {where, kind: dropped|failed, reason, count}. At the end SUMMARY gets {frames, hits,
-    hit_rate, peaks, lost, file}.
+    hit_rate, peaks, profiles, lost, file} (frames: peak tables written).
     """
 
     inports = [
@@ -169,12 +170,14 @@ class WriteNXdata(Component):
     ]
     outports = [
         OutPort("FILES", Str, "the path of the file, when it is closed"),
-        OutPort("SUMMARY", Record(), "{frames, hits, hit_rate, peaks, lost, file} at the end"),
+        OutPort(
+            "SUMMARY", Record(), "{frames, hits, hit_rate, peaks, profiles, lost, file} at the end"
+        ),
     ]
 
     def setup(self, *, path, max_peaks, overwrite) -> None:
         self.writer = NXdataWriter(path, max_peaks=max_peaks, overwrite=overwrite)
-        self.frames = self.hits = self.peaks = self.lost = 0
+        self.frames = self.hits = self.peaks = self.profiles = self.lost = 0
 
     def process(self, packet: Packet) -> None:
         value, seq = packet.value, packet.seq if packet.seq is not None else -1
@@ -188,6 +191,7 @@ class WriteNXdata(Component):
             self.peaks += int(value.get("n_peaks", len(value["x"])))
         elif port == "PROFILES":
             self.writer.add_profile(seq, value["radial"], value["intensity"], value["unit"])
+            self.profiles += 1
         elif port == "ERRORS":
             where = f"{value.get('process')}.{value.get('port')}"
             self.writer.record_loss(where, "failed", str(value.get("error")), 1, value.get("seq"))
@@ -211,6 +215,7 @@ class WriteNXdata(Component):
                 "hits": self.hits,
                 "hit_rate": self.hits / self.frames if self.frames else 0.0,
                 "peaks": self.peaks,
+                "profiles": self.profiles,
                 "lost": self.lost,
                 "file": self.writer.path,
             }

@@ -125,7 +125,7 @@ def run(spec: dict, control: Control) -> int:
         if entry["config"]:
             config_rings.setdefault(entry["port"], []).append(ring)
         else:
-            inputs.append(Input(entry["port"], entry["index"], ring))
+            inputs.append(Input(entry["port"], entry["index"], ring, entry.get("group")))
     for port in component.config_inports:
         if port.name in spec["config"]:
             value = port.type.convert(spec["config"][port.name])

@@ -175,7 +175,8 @@ def analyse(graph: Graph, registry) -> tuple[Plan, list[GraphError]]:
         if index is not None and not port.array:
             problems.append(
                 graph.error(
-                    f"{planned.name}.{port.name} is not an array port, so it takes no index [{index}]",
+                    f"{planned.name}.{port.name} is not an array port, "
+                    f"so it takes no index [{index}]",
                     location,
                     hint=f"write {port.name} without [{index}]",
                 )

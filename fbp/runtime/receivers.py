@@ -5,12 +5,19 @@ Each connection into a process is its own ring (fan-in = several rings on one in
 in turn, so no producer can starve another; when all are empty it sleeps in one
 `wait_any` call on all of them (no busy waiting). A connection ends at its EOF record or
 when its producer closed and it is drained; the receiver ends when all have.
+
+Brackets from workers. When the producer runs `workers=N`, each worker is sent every
+bracket and its share of the data, so one connection arrives as N rings that each carry the
+same sequence of brackets. They are merged back (the rings of one connection form a group):
+a bracket opens when the first worker opens it, and closes when the last worker closes it;
+a worker that has reached a CLOSE waits there (its ring is not read) until every sibling
+has reached it too, so nothing of the next substream overtakes the end of this one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fbp.codec import decode
 from fbp.errors import EndOfStream, RingEmpty
@@ -22,15 +29,28 @@ __all__ = ["Input", "Receiver"]
 _DATA = RecordKind.DATA
 _EOF = RecordKind.EOF
 _CONTROL = RecordKind.CONTROL
+_OPEN = RecordKind.OPEN
+_CLOSE = RecordKind.CLOSE
 
 
-@dataclass
+@dataclass(eq=False)
 class Input:
-    """One connection into a process: the ring and the port (and index) it feeds."""
+    """One connection into a process: the ring and the port (and index) it feeds.
+
+    `group` is the connection's number: rings of one group come from the workers of one
+    producer process, and their brackets are merged. `events` counts the brackets seen on
+    this ring; `barrier` is the number of the CLOSE it waits at (0: none), `closing` that
+    CLOSE packet, and `held` the records received after it.
+    """
 
     port: str
     index: int | None
     ring: Ring
+    group: int | None = None
+    events: int = 0
+    barrier: int = 0
+    closing: Packet | None = None
+    held: list = field(default_factory=list)
 
 
 class Receiver:
@@ -55,19 +75,37 @@ class Receiver:
         self.batch = batch
         self.should_stop = should_stop
         self.received = 0
+        members: dict[int, list[Input]] = {}
+        for source in self.live:
+            if source.group is not None:
+                members.setdefault(source.group, []).append(source)
+        self.groups = {group: inputs for group, inputs in members.items() if len(inputs) > 1}
+        # Per group: bracket events delivered to the component, and brackets left open.
+        self.delivered = dict.fromkeys(self.groups, 0)
+        self.depth = dict.fromkeys(self.groups, 0)
+
+    def _waiting(self, source: Input) -> bool:
+        """True while this ring waits at a CLOSE its siblings have not reached."""
+        return source.group in self.groups and source.barrier > self.delivered[source.group]
 
     def _take(self, source: Input) -> list[Packet] | None:
         """Up to `batch` packets from one ring; None when it has nothing now."""
-        try:
-            records = source.ring.recv_many(self.batch, 0)
-        except RingEmpty:
+        if self._waiting(source):
             return None
-        except EndOfStream:
-            self._end(source)
-            return None
+        if source.held:
+            records, source.held = source.held, []
+        else:
+            try:
+                records = source.ring.recv_many(self.batch, 0)
+            except RingEmpty:
+                return None
+            except EndOfStream:
+                self._end(source)
+                return None
         packets = []
         port, index = source.port, source.index
-        for record in records:
+        merging = source.group in self.groups
+        for number, record in enumerate(records):
             kind = record.kind
             if kind == _EOF:
                 self._end(source)
@@ -77,13 +115,64 @@ class Receiver:
             packet = decode(record, kind)
             packet.port = port
             packet.index = index
+            if merging and kind in (_OPEN, _CLOSE):
+                if not self._merge_bracket(source, packet):
+                    if self._waiting(source):
+                        source.held = records[number + 1 :]
+                        break
+                    continue
             packets.append(packet)
         return packets
+
+    def _merge_bracket(self, source: Input, packet: Packet) -> bool:
+        """Account for a worker's bracket; True when the component should see it now."""
+        group = source.group
+        source.events += 1
+        event = source.events
+        if event <= self.delivered[group]:
+            return False  # a sibling delivered this OPEN already
+        if packet.kind == _OPEN:
+            self.delivered[group] = event
+            self.depth[group] += 1
+            return True
+        source.barrier, source.closing = event, packet
+        siblings = [s for s in self.groups[group] if s in self.live]
+        if any(s.events < event for s in siblings):
+            return False  # the last sibling to arrive delivers it
+        self._closed(group, event)
+        return True
+
+    def _closed(self, group: int, event: int) -> None:
+        self.delivered[group] = event
+        self.depth[group] = max(self.depth[group] - 1, 0)
+        for sibling in self.groups[group]:
+            sibling.closing = None
 
     def _end(self, source: Input) -> None:
         if source in self.live:
             self.live.remove(source)
             source.ring.close()
+        group = source.group
+        if group not in self.groups:
+            return
+        # A worker that ended inside a bracket (it failed) must not hold its siblings.
+        siblings = [s for s in self.groups[group] if s in self.live]
+        waiting = [s for s in siblings if self._waiting(s)]
+        if siblings and len(waiting) == len(siblings):
+            event = min(s.barrier for s in waiting)
+            closing = next(s.closing for s in waiting if s.barrier == event)
+            self._closed(group, event)
+            self.initial.append(closing)
+        elif not siblings:
+            while self.depth[group]:
+                self.depth[group] -= 1
+                self.initial.append(self._closing(source))
+
+    @staticmethod
+    def _closing(source: Input) -> Packet:
+        packet = Packet(None, kind=_CLOSE)
+        packet.port, packet.index = source.port, source.index
+        return packet
 
     def batches(self) -> Iterator[list[Packet]]:
         """Yield lists of packets until every input has ended."""
@@ -91,8 +180,14 @@ class Receiver:
             self.received += len(self.initial)
             yield self.initial
             self.initial = []
-        while self.live:
+        while self.live or self.initial:
             idle = True
+            if self.initial:
+                # brackets closed on behalf of a worker that ended inside them
+                idle = False
+                packets, self.initial = self.initial, []
+                self.received += len(packets)
+                yield packets
             for source in list(self.live):
                 packets = self._take(source)
                 if packets:
@@ -105,7 +200,10 @@ class Receiver:
             if idle and self.live:
                 if self.should_stop():
                     return
-                wait_any([source.ring for source in self.live], 0.25)
+                ready = [s for s in self.live if s.held and not self._waiting(s)]
+                if not ready:
+                    readable = [s.ring for s in self.live if not self._waiting(s)]
+                    wait_any(readable or [s.ring for s in self.live], 0.25)
 
     def close(self) -> None:
         """Stop reading: producers still sending get BrokenConnection."""

@@ -2,7 +2,8 @@
 
 A destination is one connection target. On the same node it is a `RingDestination`: one
 ring, or one ring per worker when the target runs `workers=N` (then each packet goes to
-the least-loaded worker: the ring with the fewest bytes waiting). Fan-out is a Sender with
+the least-loaded worker: the ring with the fewest bytes waiting; brackets go to every
+worker). Fan-out is a Sender with
 several destinations: each gets every packet, encoded once. Later kinds of destination
 (a bridge to another host, a `latest`-policy ring) only need `send_bytes`, `reserve` and
 `close`.
@@ -24,6 +25,7 @@ from fbp.ring import RecordKind, Ring, wait_any
 __all__ = ["Destination", "RingDestination", "Sender", "Senders"]
 
 _DATA = int(RecordKind.DATA)
+_BRACKETS = (int(RecordKind.OPEN), int(RecordKind.CLOSE))
 
 
 class Destination:
@@ -81,6 +83,16 @@ class RingDestination(Destination):
             self.on_broken(ring)
 
     def send_bytes(self, data: Any, kind: int = _DATA) -> None:
+        if kind in _BRACKETS and len(self.rings) > 1:
+            # Every worker sees every bracket: each one's share of a series is delimited
+            # like the series itself, and a bracket's data (e.g. the beam centre) reaches
+            # every worker. The consumer downstream merges them back into one (receivers).
+            for ring in list(self.rings):
+                try:
+                    ring.send(data, None, kind)
+                except BrokenConnection:
+                    self._broken(ring)
+            return
         while self.rings:
             if len(self.rings) == 1:
                 ring = self.rings[0]
@@ -263,7 +275,8 @@ class Senders:
         try:
             return self._senders[name]
         except KeyError:
-            raise AttributeError(f"no outport {name!r}; outports: {', '.join(self._senders)}")
+            outports = ", ".join(self._senders)
+            raise AttributeError(f"no outport {name!r}; outports: {outports}") from None
 
     def __contains__(self, name: str) -> bool:
         return name in self._senders

@@ -264,6 +264,8 @@ class Supervisor:
                             "index": connection.tgt.index,
                             "ring": name,
                             "config": connection.tgt_port.config,
+                            # rings of one connection from several workers: brackets merge
+                            "group": connection.number,
                         }
                     )
                     self.instances[t_name].inputs.append(name)

@@ -5,12 +5,12 @@ import threading
 import h5py
 import numpy as np
 import pytest
-
-from fbp.packet import PacketKind
-from fbp.testing import run_component
 from fbp_components.detector import ReadHDF5, Simulate, StreamReceiver
 from fbp_components.detector.server import StreamServer
 from fbp_components.detector.simulate import DetectorSimulator, FrameTruth
+
+from fbp.packet import PacketKind
+from fbp.testing import run_component
 
 
 def test_simulate_sends_a_bracketed_series_with_truth_in_metadata():
@@ -18,7 +18,9 @@ def test_simulate_sends_a_bracketed_series_with_truth_in_metadata():
         Simulate, config={"FRAMES": "4", "MODEL": "eiger2-500k", "SEED": "5", "HIT_RATE": "0.5"}
     )
     packets = result.outputs["OUT"]
-    assert [p.kind for p in packets] == [PacketKind.OPEN] + [PacketKind.DATA] * 4 + [PacketKind.CLOSE]
+    assert [p.kind for p in packets] == [PacketKind.OPEN] + [PacketKind.DATA] * 4 + [
+        PacketKind.CLOSE
+    ]
     assert packets[0].value["image_size_x"] == 1028 and packets[0].value["number_of_images"] == 4
     assert packets[-1].value == {"frames": 4}
     reference = DetectorSimulator("eiger2-500k", seed=5, hit_rate=0.5)
@@ -65,8 +67,11 @@ def test_stream_receiver_component_decodes_into_slots_and_skips_garbage(tmp_path
     endpoint = f"ipc://{tmp_path}/det"
     sim = DetectorSimulator("eiger2-500k", seed=2)
     with StreamServer(endpoint, protocol="v2", compression="lz4") as server:
+
         def serve():
-            server.send(server.start_message(3, "s3", sim.series_info(), sim.pixel_mask), timeout=10)
+            server.send(
+                server.start_message(3, "s3", sim.series_info(), sim.pixel_mask), timeout=10
+            )
             server.send(b"garbage", timeout=10)
             for i in range(3):
                 server.send(server.image_message(3, "s3", i, sim.frame(i)[0]), timeout=10)
@@ -79,7 +84,9 @@ def test_stream_receiver_component_decodes_into_slots_and_skips_garbage(tmp_path
         )
         thread.join(10)
     packets = result.outputs["OUT"]
-    assert [p.kind for p in packets] == [PacketKind.OPEN] + [PacketKind.DATA] * 3 + [PacketKind.CLOSE]
+    assert [p.kind for p in packets] == [PacketKind.OPEN] + [PacketKind.DATA] * 3 + [
+        PacketKind.CLOSE
+    ]
     assert packets[0].value["series_id"] == 3 and packets[0].value["seen"] is True
     for packet in packets[1:-1]:
         assert np.array_equal(packet.value, sim.frame(packet.seq)[0])

@@ -7,7 +7,6 @@ import h5py
 import hdf5plugin
 import numpy as np
 import pytest
-
 from fbp_components.detector.hdf5 import HDF5FrameReader, Pacer
 from fbp_components.detector.simulate import DetectorSimulator
 
@@ -29,8 +28,10 @@ def write_nxmx(folder, frames, per_file=3):
             name = f"series_data_{number:06d}.h5"
             with h5py.File(folder / name, "w") as d:
                 d.create_dataset(
-                    "entry/data/data", data=frames[first : first + per_file],
-                    chunks=(1, *frames.shape[1:]), **hdf5plugin.Bitshuffle(cname="lz4"),
+                    "entry/data/data",
+                    data=frames[first : first + per_file],
+                    chunks=(1, *frames.shape[1:]),
+                    **hdf5plugin.Bitshuffle(cname="lz4"),
                 )
             data[f"data_{number:06d}"] = h5py.ExternalLink(name, "/entry/data/data")
     return master

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from fbp_components.detector.geometry import MASK_DEAD, MASK_GAP, MASK_HOT, geometry
 from fbp_components.detector.simulate import DetectorSimulator, FrameTruth
 

@@ -5,7 +5,6 @@ import time
 
 import numpy as np
 import pytest
-
 from fbp_components.detector.messages import Image, SeriesEnd, SeriesStart
 from fbp_components.detector.receiver import StreamReceiver
 from fbp_components.detector.server import StreamServer
@@ -35,13 +34,23 @@ def endpoint(kind, tmp_path, name="det"):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("protocol, compression, kind", [
-    ("v2", "bslz4", "tcp"), ("v2", "lz4", "ipc"), ("v1", "bslz4", "ipc"), ("v1", "lz4", "tcp"),
-    ("v1", None, "ipc"),
-])
+@pytest.mark.parametrize(
+    "protocol, compression, kind",
+    [
+        ("v2", "bslz4", "tcp"),
+        ("v2", "lz4", "ipc"),
+        ("v1", "bslz4", "ipc"),
+        ("v1", "lz4", "tcp"),
+        ("v1", None, "ipc"),
+    ],
+)
 def test_simulated_series_arrives_bit_identical(sim, tmp_path, protocol, compression, kind):
-    with StreamServer(endpoint(kind, tmp_path), protocol=protocol, compression=compression) as server, \
-            StreamReceiver(server.endpoint, protocol="auto") as receiver:
+    with (
+        StreamServer(
+            endpoint(kind, tmp_path), protocol=protocol, compression=compression
+        ) as server,
+        StreamReceiver(server.endpoint, protocol="auto") as receiver,
+    ):
         sender = threading.Thread(
             target=server.send_series,
             args=(6, lambda i: sim.frame(i)[0]),
@@ -61,8 +70,10 @@ def test_simulated_series_arrives_bit_identical(sim, tmp_path, protocol, compres
 
 @pytest.mark.timeout(60)
 def test_malformed_messages_are_counted_and_skipped(sim, tmp_path):
-    with StreamServer(endpoint("ipc", tmp_path), protocol="v2") as server, \
-            StreamReceiver(server.endpoint) as receiver:
+    with (
+        StreamServer(endpoint("ipc", tmp_path), protocol="v2") as server,
+        StreamReceiver(server.endpoint) as receiver,
+    ):
         unique = "u1"
         server.send(server.start_message(1, unique, sim.series_info()))
         server.send(b"\xff\x00 garbage")
@@ -80,8 +91,10 @@ def test_malformed_messages_are_counted_and_skipped(sim, tmp_path):
 
 @pytest.mark.timeout(60)
 def test_receiver_joining_mid_series_and_a_missing_end(sim, tmp_path):
-    with StreamServer(endpoint("ipc", tmp_path), protocol="v2") as server, \
-            StreamReceiver(server.endpoint) as receiver:
+    with (
+        StreamServer(endpoint("ipc", tmp_path), protocol="v2") as server,
+        StreamReceiver(server.endpoint) as receiver,
+    ):
         for image_id in (3, 4):  # the start went to nobody
             server.send(server.image_message(1, "a", image_id, sim.frame(image_id)[0]))
         server.send(server.start_message(2, "b", {}))  # series 1 never ended
@@ -93,8 +106,15 @@ def test_receiver_joining_mid_series_and_a_missing_end(sim, tmp_path):
             events += got
         events += receiver.close()
     kinds = [(type(e).__name__, e.series_id) for e in events]
-    assert kinds == [("SeriesStart", 1), ("Image", 1), ("Image", 1), ("SeriesEnd", 1),
-                     ("SeriesStart", 2), ("Image", 2), ("SeriesEnd", 2)]
+    assert kinds == [
+        ("SeriesStart", 1),
+        ("Image", 1),
+        ("Image", 1),
+        ("SeriesEnd", 1),
+        ("SeriesStart", 2),
+        ("Image", 2),
+        ("SeriesEnd", 2),
+    ]
     assert events[0].seen is False and events[3].info == {"missing": True}
     assert receiver.tracker.counts["missing_start"] == 1
     assert receiver.tracker.counts["missing_end"] == 2
@@ -103,9 +123,12 @@ def test_receiver_joining_mid_series_and_a_missing_end(sim, tmp_path):
 @pytest.mark.timeout(60)
 def test_tee_gives_every_message_to_every_consumer(sim, tmp_path):
     outputs = [f"ipc://{tmp_path}/out{i}" for i in range(2)]
-    with StreamServer(endpoint("ipc", tmp_path), protocol="v2") as server, \
-            StreamTee(server.endpoint, outputs) as tee, \
-            StreamReceiver(outputs[0]) as first, StreamReceiver(outputs[1]) as second:
+    with (
+        StreamServer(endpoint("ipc", tmp_path), protocol="v2") as server,
+        StreamTee(server.endpoint, outputs) as tee,
+        StreamReceiver(outputs[0]) as first,
+        StreamReceiver(outputs[1]) as second,
+    ):
         stop = threading.Event()
         pump = threading.Thread(target=tee.run, args=(stop,))
         pump.start()
@@ -129,9 +152,11 @@ def test_tee_gives_every_message_to_every_consumer(sim, tmp_path):
 @pytest.mark.timeout(60)
 def test_lossy_tee_output_drops_and_counts_instead_of_blocking(sim, tmp_path):
     outputs = [f"ipc://{tmp_path}/reliable", f"ipc://{tmp_path}/viewer"]
-    with StreamServer(endpoint("ipc", tmp_path), protocol="v2") as server, \
-            StreamTee(server.endpoint, outputs, lossy=[outputs[1]], hwm=2) as tee, \
-            StreamReceiver(outputs[0]) as reliable:
+    with (
+        StreamServer(endpoint("ipc", tmp_path), protocol="v2") as server,
+        StreamTee(server.endpoint, outputs, lossy=[outputs[1]], hwm=2) as tee,
+        StreamReceiver(outputs[0]) as reliable,
+    ):
         # Nobody connects to the viewer output: a PUSH with no peer cannot queue, so every
         # message to it is dropped; the reliable consumer still gets everything.
         sender = threading.Thread(

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-
 from fbp_components.detector import stream_v1
 from fbp_components.detector.messages import Image, MalformedMessage, SeriesEnd, SeriesStart
 
@@ -16,7 +15,10 @@ def test_image_round_trip(compression, dtype):
     parts = stream_v1.encode_image(7, 3, image, compression=compression, start_time=10)
     detail = json.loads(parts[1])
     assert detail["shape"] == [50, 30]  # [x, y]: width first
-    assert detail["encoding"] == {"bslz4": f"bs{image.itemsize * 8}-lz4<", "lz4": "lz4<", None: "<"}[compression]
+    assert (
+        detail["encoding"]
+        == {"bslz4": f"bs{image.itemsize * 8}-lz4<", "lz4": "lz4<", None: "<"}[compression]
+    )
     assert detail["size"] == len(parts[2])
     message = stream_v1.decode(parts)
     assert isinstance(message, Image) and (message.series_id, message.image_id) == (7, 3)
@@ -44,9 +46,12 @@ def test_header_with_config_and_pixel_mask_and_end():
         ([b'{"htype": "dimage-1.0", "series": 1, "frame": 0}'], "needs 4 parts"),
         ([b'{"htype": "dweird-1.0"}'], "unknown Stream V1 htype 'dweird-1.0'"),
         (
-            [b'{"htype": "dimage-1.0", "series": 1, "frame": 0}',
-             b'{"htype": "dimage_d-1.0", "shape": [2, 2], "type": "uint16", "encoding": "zz"}',
-             b"", b"{}"],
+            [
+                b'{"htype": "dimage-1.0", "series": 1, "frame": 0}',
+                b'{"htype": "dimage_d-1.0", "shape": [2, 2], "type": "uint16", "encoding": "zz"}',
+                b"",
+                b"{}",
+            ],
             "encoding 'zz'",
         ),
     ],

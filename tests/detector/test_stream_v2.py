@@ -6,7 +6,6 @@ import re
 import cbor2
 import numpy as np
 import pytest
-
 from fbp_components.detector import stream_v2
 from fbp_components.detector.messages import Image, MalformedMessage, SeriesEnd, SeriesStart
 from fbp_components.detector.series import SeriesTracker
@@ -100,9 +99,19 @@ def test_column_major_arrays_are_transposed_back():
         (cbor2.dumps({"type": "image", "series_id": 1, "image_id": 0}), "non-empty 'data' map"),
         (cbor2.dumps({"type": "end", "series_id": -1}), "'series_id' must be a non-negative"),
         (
-            cbor2.dumps({"type": "image", "series_id": 1, "image_id": 0,
-                         "data": {"c": cbor2.CBORTag(40, [[2, 2], cbor2.CBORTag(69, cbor2.CBORTag(
-                             56500, ["zstd", 2, b"xx"]))])}}),
+            cbor2.dumps(
+                {
+                    "type": "image",
+                    "series_id": 1,
+                    "image_id": 0,
+                    "data": {
+                        "c": cbor2.CBORTag(
+                            40,
+                            [[2, 2], cbor2.CBORTag(69, cbor2.CBORTag(56500, ["zstd", 2, b"xx"]))],
+                        )
+                    },
+                }
+            ),
             "unknown compression 'zstd'",
         ),
     ],

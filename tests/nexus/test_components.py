@@ -91,6 +91,7 @@ def test_write_nxdata_collects_results_and_losses(tmp_path, check_nexus):
         "hits": 2,
         "hit_rate": 2 / 3,
         "peaks": 30,
+        "profiles": 0,
         "lost": 41,
         "file": str(path),
     }

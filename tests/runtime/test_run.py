@@ -414,3 +414,35 @@ def test_batching_frames_larger_than_the_ring_does_not_deadlock(run_fbp, graph_f
     result = run_fbp("run", graph, "--path", LIB, "--quiet", "--timeout", "20")
     assert result.returncode == 0, result.stderr
     assert [r["value"]["shape"] for r in recorded(out)] == [[5, 512, 512], [1, 512, 512]]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("workers", [1, 3])
+def test_substreams_stay_whole_across_workers(run_fbp, graph_file, tmp_path, workers):
+    out = tmp_path / "rows"
+    graph = graph_file(
+        f"""
+'4' -> RUNS S(probe/Series)
+'40' -> SIZE S
+S OUT -> IN T(probe/Tag:workers={workers}) OUT -> IN W(probe/Record)
+'{out}' -> PATH W
+"""
+    )
+    result = run_fbp("run", graph, "--path", LIB, "--quiet", "--timeout", "30")
+    assert result.returncode == 0, result.stderr
+    rows = recorded(out)
+    # one OPEN and one CLOSE per substream, whatever the number of workers ...
+    brackets = [(r["bracket"], r["value"]) for r in rows if "bracket" in r]
+    assert brackets == [(kind, f"run-{n}") for n in range(4) for kind in (1, 2)]
+    # ... every value inside its own substream, and tagged by a worker that saw its OPEN
+    current, seen = None, {n: [] for n in range(4)}
+    for row in rows:
+        if "bracket" in row:
+            current = row["value"] if row["bracket"] == 1 else None
+            continue
+        bracket, value = row["value"].split("|")
+        assert bracket == current and value.startswith(f"{current}/"), (row, current)
+        seen[int(current.split("-")[1])].append(value)
+    assert all(
+        sorted(values) == sorted(f"run-{n}/{i}" for i in range(40)) for n, values in seen.items()
+    )

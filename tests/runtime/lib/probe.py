@@ -119,3 +119,38 @@ def Runs(*, ports):
         for number in range(2):
             yield f"{run}/{number}"
         ports.OUT.close_bracket(run)
+
+
+@component(
+    inports=[
+        InPort("RUNS", Int, "substreams", default=3),
+        InPort("SIZE", Int, "values per substream", default=50),
+    ],
+    outports=[OutPort("OUT", Any, "RUNS substreams of SIZE values, seq counting on")],
+)
+def Series(*, runs, size, ports):
+    """Send RUNS substreams: OPEN "run-N", SIZE values "run-N/i", CLOSE "run-N"."""
+    seq = 0
+    for run in range(runs):
+        ports.OUT.open_bracket(f"run-{run}")
+        for number in range(size):
+            yield Packet(f"run-{run}/{number}", seq=seq)
+            seq += 1
+        ports.OUT.close_bracket(f"run-{run}")
+
+
+class Tag(Component):
+    """Prefix each value with the substream it arrived in (the last OPEN bracket's value)."""
+
+    inports = [InPort("IN", Any, "values inside substreams")]
+    outports = [OutPort("OUT", Any, "'BRACKET|value'")]
+
+    def setup(self):
+        self.current = None
+
+    def bracket(self, packet):
+        self.current = packet.value if packet.kind == 1 else None
+        self.out.OUT.send_packet(packet)
+
+    def process(self, packet):
+        return f"{self.current}|{packet.value}"
