@@ -336,6 +336,18 @@ class Component:
     def teardown(self) -> None:
         """Called last, always (also after an exception): release resources here."""
 
+    def publish_preview(self, value: Any, name: str = "preview") -> None:
+        """Show `value` on the run's dashboard under `name` (docs/dashboard.md).
+
+        An image (2-D array), a curve (1-D array or {radial, intensity}), numbers (a
+        number or a dict of them, drawn as time series) or text. At most two a second per
+        name are kept, the rest are skipped: call it as often as convenient. Outside
+        `fbp run` (tests, notebooks) it does nothing.
+        """
+        publish = getattr(self, "_publish_preview", None)
+        if publish is not None:
+            publish(name, value)
+
     def send(
         self,
         port: str,

@@ -1,4 +1,4 @@
-"""The library pages (docs/xray.md, nexus.md, detector.md): examples run, graph snippets parse.
+"""Pages of docs/ (xray, nexus, detector, dashboard): examples run, graph snippets parse.
 
 Each plain ```python block runs in a fresh folder; each ```fbp block must parse.
 """
@@ -14,7 +14,7 @@ from fbp.graph import parse
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
-PAGES = ("xray.md", "nexus.md", "detector.md")
+PAGES = ("xray.md", "nexus.md", "detector.md", "dashboard.md")
 
 
 def blocks(page: str, kind: str) -> list[str]:
@@ -32,7 +32,7 @@ def test_python_examples_run(page, number, tmp_path, monkeypatch):
     exec(code, {})  # noqa: S102 - the page's own example
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", [page for page in PAGES if blocks(page, "fbp")])
 def test_graph_snippets_parse(page):
     snippets = blocks(page, "fbp")
     assert snippets

@@ -22,10 +22,16 @@ Exit status: 0 when everything finished cleanly; 1 when a process died or packet
 (a summary says which); 124 after --timeout; 130 after Ctrl-C (sources stop, the rest
 drains; a second Ctrl-C kills everything at once).
 
+While it runs, the network serves a web dashboard, a JSON API and Prometheus metrics on
+127.0.0.1 (token-protected): `--ui` prints the dashboard's URL; `fbp ui` prints it for a
+network already running, `fbp top` shows it in the terminal (docs/dashboard.md).
+
 examples:
   fbp run graphs/count.fbp
   fbp run graphs/count.fbp --set Seq.COUNT=10
   fbp run pipeline.fbp --path ./my_components --timeout 60 --quiet
+  fbp run graphs/sx_hitfinding.fbp --set Sim.FRAMES=0 --ui
+  fbp run graphs/sx_hitfinding.fbp --ui 0.0.0.0:8765     # reachable from other hosts
 """
 
 
@@ -56,6 +62,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="folder with your own component libraries (also FBP_PATH)",
     )
     parser.add_argument("--no-status", action="store_true", help="no live table even on a terminal")
+    parser.add_argument(
+        "--ui",
+        nargs="?",
+        const="127.0.0.1:0",
+        default=None,
+        metavar="HOST:PORT",
+        help="serve the web dashboard (default 127.0.0.1, a free port) and print its URL",
+    )
+    parser.add_argument(
+        "--observe",
+        default=None,
+        metavar="HOST:PORT",
+        help="where the run's dashboard, JSON API and /metrics listen (default 127.0.0.1, "
+        "a free port; `fbp ui` and `fbp top` find it)",
+    )
+    parser.add_argument(
+        "--no-observe",
+        action="store_true",
+        help="no dashboard, metrics endpoint or previews for this run",
+    )
 
 
 def apply_sets(graph, sets: list[str]) -> None:
@@ -118,7 +144,23 @@ def run(args: argparse.Namespace) -> int:
     display = LiveDisplay() if live else None
     log = None if args.quiet else (display.log if display else PlainLog())
     supervisor = Supervisor(plan, paths=args.path, log=log, display=display, timeout=args.timeout)
-    status = supervisor.run()
+    observer = None
+    if not args.no_observe:
+        from fbp.observe import Observer
+
+        try:
+            observer = Observer(supervisor, args.ui or args.observe)
+            observer.start()
+        except (OSError, ValueError) as exc:
+            print(f"fbp run: cannot serve the dashboard: {exc}", file=sys.stderr)
+            return 1
+        if args.ui is not None:
+            print(f"fbp: dashboard at {observer.url}", file=sys.stderr, flush=True)
+    try:
+        status = supervisor.run()
+    finally:
+        if observer is not None:
+            observer.close()
     console = stderr_console()
     if not args.quiet:
         console.print(supervisor.summary())

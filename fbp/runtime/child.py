@@ -50,6 +50,25 @@ class Control:
             pass  # the supervisor is gone; PDEATHSIG ends us shortly
 
 
+class PreviewPublisher:
+    """Component.publish_preview in a child: render and send at most 2 a second per name."""
+
+    INTERVAL = 0.5
+
+    def __init__(self, control: Control) -> None:
+        self.control = control
+        self.next_time: dict[str, float] = {}
+
+    def __call__(self, name: str, value) -> None:
+        now = time.monotonic()
+        if now < self.next_time.get(name, 0.0):
+            return
+        self.next_time[name] = now + self.INTERVAL
+        from fbp.observe.previews import render
+
+        self.control.send({"t": "preview", "name": str(name), "preview": render(value)})
+
+
 class ControlLogHandler(logging.Handler):
     """Sends a component's log records to the supervisor (which prefixes the name)."""
 
@@ -98,7 +117,7 @@ def run(spec: dict, control: Control) -> int:
     from fbp.ring import Ring
     from fbp.runtime.executor import Executor
     from fbp.runtime.receivers import Input, Receiver, read_first
-    from fbp.runtime.senders import RingDestination, Sender, Senders
+    from fbp.runtime.senders import RingDestination, SampleTap, Sender, Senders
 
     name = spec["instance"]
     component = Registry(spec["paths"]).get(spec["component"])
@@ -111,11 +130,17 @@ def run(spec: dict, control: Control) -> int:
     logger.addHandler(ControlLogHandler(control))
 
     outputs: dict[str, dict] = {port.name: {} for port in component.outports}
+    taps: dict[str, dict] = {port.name: {} for port in component.outports}
     for entry in spec["outputs"]:
         rings = [Ring.attach(ring, "producer") for ring in entry["rings"]]
         index = entry["index"]
-        outputs[entry["port"]].setdefault(index, []).append(RingDestination(rings))
-    senders = Senders({port: Sender(port, groups) for port, groups in outputs.items()})
+        if entry.get("tap"):
+            taps[entry["port"]].setdefault(index, []).extend(
+                SampleTap(ring, entry.get("rate", 4.0)) for ring in rings
+            )
+        else:
+            outputs[entry["port"]].setdefault(index, []).append(RingDestination(rings))
+    senders = Senders({port: Sender(port, groups, taps[port]) for port, groups in outputs.items()})
 
     config = {}
     config_rings = {}
@@ -174,6 +199,7 @@ def run(spec: dict, control: Control) -> int:
         should_stop=stop,
         logger=logger,
     )
+    executor.instance._publish_preview = PreviewPublisher(control)
     control.send({"t": "state", "state": "running"})
     executor.run()
     receiver.close()

@@ -6,23 +6,24 @@ the least-loaded worker: the ring with the fewest bytes waiting; brackets go to 
 worker). Fan-out is a Sender with
 several destinations: each gets every packet, encoded once. Later kinds of destination
 (a bridge to another host, a `latest`-policy ring) only need `send_bytes`, `reserve` and
-`close`.
+`close`. A `SampleTap` is a side copy for watching a connection: sampled, never waited on.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import numpy
 
 from fbp.codec import ArrayLayout, encode_value
-from fbp.errors import BrokenConnection, RingFull
+from fbp.errors import BrokenConnection, RecordTooLarge, RingFull
 from fbp.packet import Packet, PacketKind
 from fbp.ring import RecordKind, Ring, wait_any
 
-__all__ = ["Destination", "RingDestination", "Sender", "Senders"]
+__all__ = ["Destination", "RingDestination", "SampleTap", "Sender", "Senders"]
 
 _DATA = int(RecordKind.DATA)
 _BRACKETS = (int(RecordKind.OPEN), int(RecordKind.CLOSE))
@@ -136,19 +137,80 @@ class RingDestination(Destination):
         self.alive = False
 
 
+class SampleTap:
+    """A side copy of a connection for watching it (dashboard previews), never in the way.
+
+    A packet is copied into the tap ring only when 1/`rate` seconds have passed since the
+    last copy and the watcher has taken that one (the ring is empty); otherwise it is
+    skipped. So an unwatched tap costs a clock read per packet, a watched one at most
+    `rate` copies a second, and a full or abandoned tap never makes the producer wait.
+
+    Args:
+        ring: producer handle of the tap ring.
+        rate: copies per second at most.
+    """
+
+    def __init__(self, ring: Ring, rate: float = 4.0) -> None:
+        self.ring = ring
+        self.interval = 1.0 / rate
+        self.next_time = 0.0
+        self.copied = 0
+
+    def due(self) -> bool:
+        """True when this packet should be copied (cheap: a clock read most of the time)."""
+        now = time.monotonic()
+        if now < self.next_time:
+            return False
+        self.next_time = now + self.interval
+        return self.ring.raw_stats()["fill_records"] == 0
+
+    def put_bytes(self, data: Any, kind: int = _DATA) -> None:
+        """Copy one encoded record, or skip it if the tap cannot take it at once."""
+        try:
+            self.ring.send(data, 0, kind)
+            self.copied += 1
+        except (RingFull, BrokenConnection, RecordTooLarge):
+            pass
+
+    def put_array(self, encoded: ArrayLayout, value: numpy.ndarray, kind: int = _DATA) -> None:
+        """Copy one array packet, or skip it if the tap cannot take it at once."""
+        try:
+            with self.ring.reserve(encoded.nbytes, 0, kind) as slot:
+                encoded.write_head(slot)[...] = value
+            self.copied += 1
+        except (RingFull, BrokenConnection, RecordTooLarge):
+            pass
+
+    def close(self) -> None:
+        """End of stream for the watcher."""
+        self.ring.close()
+
+
 class Sender:
     """A component's handle on one outport: `send`, `reserve_array`, brackets.
 
     Args:
         name: the port name.
         destinations: {index: [Destination, ...]}; index None for a plain port.
+        taps: {index: [SampleTap, ...]}: side copies for watching, see SampleTap.
     """
 
-    def __init__(self, name: str, destinations: dict[int | None, list[Destination]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        destinations: dict[int | None, list[Destination]],
+        taps: dict[int | None, list[SampleTap]] | None = None,
+    ) -> None:
         self.name = name
         self._by_index = destinations
         self._all = [d for group in destinations.values() for d in group]
+        self._taps_by_index = taps or {}
+        self._taps = [t for group in self._taps_by_index.values() for t in group]
         self.sent = 0
+
+    def _due_taps(self, index: int | None) -> list[SampleTap]:
+        taps = self._taps if index is None else self._taps_by_index.get(index, ())
+        return [tap for tap in taps if tap.due()] if taps else []
 
     @property
     def connected(self) -> bool:
@@ -188,13 +250,18 @@ class Sender:
         if not targets:
             return
         encoded = encode_value(value, seq, timestamp, meta)
+        taps = self._due_taps(index) if kind == _DATA else ()
         if type(encoded) is bytes:
             for destination in targets:
                 destination.send_bytes(encoded, kind)
+            for tap in taps:
+                tap.put_bytes(encoded, kind)
         else:
             for destination in targets:
                 with destination.reserve(encoded.nbytes, kind) as slot:
                     encoded.write_head(slot)[...] = value
+            for tap in taps:
+                tap.put_array(encoded, value, kind)
         self.sent += 1
 
     def send_packet(self, packet: Packet, index: int | None = None) -> None:
@@ -249,12 +316,16 @@ class Sender:
             yield layout.write_head(slot)
             for destination in rest:
                 destination.send_bytes(slot)
+            for tap in self._due_taps(index):
+                tap.put_bytes(slot)
         self.sent += 1
 
     def close(self) -> None:
         """End of stream on every destination."""
         for destination in self._all:
             destination.close()
+        for tap in self._taps:
+            tap.close()
 
 
 class Senders:

@@ -130,11 +130,22 @@ class Supervisor:
             except Exception as exc:  # noqa: BLE001 - an observer's bug is reported, not fatal
                 self.log(f"fbp: observer failed on {event!r}: {exc!r}")
 
-    def add_output(self, instance_name: str, port: str, index: int | None, ring: str) -> None:
+    def add_output(
+        self,
+        instance_name: str,
+        port: str,
+        index: int | None,
+        ring: str,
+        *,
+        sampled: float | None = None,
+    ) -> None:
         """Give a producer instance one more destination on an outport (a tap).
 
         Only while the network is being built (the "built" event): the ring must exist and
-        its owner must unlink it. The fan-out sends every packet of the port to it too.
+        its owner must unlink it. By default the fan-out sends every packet of the port to
+        it too (and waits when it is full). With `sampled=R` it gets at most R packets a
+        second, only when its reader has taken the previous one, and never makes the
+        producer wait (`fbp.runtime.senders.SampleTap`): for watching without slowing.
 
         Raises:
             KeyError: no such instance.
@@ -143,7 +154,10 @@ class Supervisor:
         instance = self.instances[instance_name]
         if instance.popen is not None:
             raise RuntimeError(f"{instance_name} is running: outputs can only be added at build")
-        instance.spec["outputs"].append({"port": port, "index": index, "rings": [ring]})
+        entry = {"port": port, "index": index, "rings": [ring]}
+        if sampled is not None:
+            entry.update(tap=True, rate=float(sampled))
+        instance.spec["outputs"].append(entry)
 
     def stop(self) -> None:
         """Stop as Ctrl-C does: gracefully the first time, by killing the second time.
