@@ -78,6 +78,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "a free port; `fbp ui` and `fbp top` find it)",
     )
     parser.add_argument(
+        "--ledger",
+        metavar="FILE",
+        help="write the loss ledger (packets failed, replayed, dropped, lost) as JSON",
+    )
+    parser.add_argument(
         "--no-observe",
         action="store_true",
         help="no dashboard, metrics endpoint or previews for this run",
@@ -161,6 +166,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if observer is not None:
             observer.close()
+    if args.ledger:
+        try:
+            supervisor.ledger.write(args.ledger)
+        except OSError as exc:
+            print(f"fbp run: cannot write the ledger to {args.ledger}: {exc}", file=sys.stderr)
+            status = status or 1
     console = stderr_console()
     if not args.quiet:
         console.print(supervisor.summary())

@@ -50,6 +50,10 @@ class Control:
             pass  # the supervisor is gone; PDEATHSIG ends us shortly
 
 
+class PacketFailed(Exception):
+    """An exception in process() under on_error=fail|restart: the process ends."""
+
+
 class PreviewPublisher:
     """Component.publish_preview in a child: render and send at most 2 a second per name."""
 
@@ -175,6 +179,8 @@ def run(spec: dict, control: Control) -> int:
 
     reports = {"n": 0}
 
+    policy = spec.get("on_error", "skip")
+
     def on_error(packet, exc, text) -> None:
         reports["n"] += 1
         full = reports["n"] <= FULL_REPORTS
@@ -185,8 +191,13 @@ def run(spec: dict, control: Control) -> int:
                 "port": packet.port,
                 "error": f"{type(exc).__name__}: {exc}",
                 "traceback": text if full else "",
+                "policy": policy,
             }
         )
+        if policy != "skip":
+            # on_error=fail|restart: the process ends here, the packet unreleased (a
+            # restarted process gets it again)
+            raise PacketFailed(f"packet seq={packet.seq} on {packet.port} failed: {exc}") from exc
 
     receiver = Receiver(inputs, initial)
     executor = Executor(
@@ -236,6 +247,11 @@ def main() -> int:
                 "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
             }
         )
+        if isinstance(exc, PacketFailed):
+            # Leave at once, like a crash: unwinding would release the failed packet and
+            # the rest of its batch, and a restarted process must receive them again.
+            sys.stdout.flush()
+            os._exit(1)
         return 1
     finally:
         sys.stdout.flush()

@@ -9,6 +9,9 @@ port's type cannot convert, missing required config, bad `workers=`/`capacity=` 
 Process metadata understood here (other keys are left to later layers):
 - `workers=N`: run N copies; packets are spread over them, least-loaded first.
 - `capacity=SIZE`: bytes of each ring feeding this process (`16M`, `256KiB`, `1G`, `65536`).
+- `restart=never|always|on-crash` (default never), `max_restarts=N` (default 10): what the
+  supervisor does when an instance dies (docs/running.md, "Restarts").
+- `on_error=skip|fail|restart` (default skip): what an exception in `process` does.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ __all__ = [
 ]
 
 DEFAULT_CAPACITY = 16 * 1024 * 1024
+DEFAULT_MAX_RESTARTS = 10
+RESTART_POLICIES = ("never", "always", "on-crash")
+ERROR_POLICIES = ("skip", "fail", "restart")
 MAX_WORKERS = 256
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)(i?[bB]?)\s*$")
 
@@ -67,6 +73,9 @@ class PlannedProcess:
     location: Location | None = None
     config: dict[str, Any] = field(default_factory=dict)  # port name -> raw IIP value
     stream_iips: list[tuple[str, int | None, Any]] = field(default_factory=list)
+    restart: str = "never"
+    max_restarts: int = DEFAULT_MAX_RESTARTS
+    on_error: str = "skip"
 
     @property
     def instances(self) -> list[str]:
@@ -158,6 +167,27 @@ def analyse(graph: Graph, registry) -> tuple[Plan, list[GraphError]]:
                 planned.capacity = parse_size(process.metadata["capacity"])
             except ValueError as exc:
                 problems.append(graph.error(f"process '{process.name}': {exc}", process.location))
+        for key, choices in (("restart", RESTART_POLICIES), ("on_error", ERROR_POLICIES)):
+            if key in process.metadata:
+                # on_crash: the reference parser's metadata has no '-'
+                value = str(process.metadata[key]).strip().lower().replace("_", "-")
+                value = value.replace("-", "_") if key == "on_error" else value
+                if value not in choices:
+                    problems.append(
+                        graph.error(
+                            f"process '{process.name}': {key}={process.metadata[key]!r} must be "
+                            f"one of {', '.join(choices)}",
+                            process.location,
+                            hint=f"e.g. {process.name}({process.component}:{key}={choices[1]})",
+                        )
+                    )
+                    continue
+                setattr(planned, key, value)
+        limit, problem = _metadata_int(graph, process, "max_restarts", 0, 1_000_000)
+        if problem:
+            problems.append(problem)
+        elif limit is not None:
+            planned.max_restarts = limit
         processes[process.name] = planned
 
     next_index: dict[tuple[str, str, str], int] = defaultdict(int)

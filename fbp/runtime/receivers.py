@@ -33,6 +33,12 @@ _OPEN = RecordKind.OPEN
 _CLOSE = RecordKind.CLOSE
 
 
+class Batch(list):
+    """Packets taken from one ring, holding their ring records until the batch is dropped."""
+
+    records: list = ()
+
+
 @dataclass(eq=False)
 class Input:
     """One connection into a process: the ring and the port (and index) it feeds.
@@ -102,7 +108,11 @@ class Receiver:
             except EndOfStream:
                 self._end(source)
                 return None
-        packets = []
+        # The batch keeps its records: a ring frees a record only when it is released, and
+        # a small value is decoded into a copy, so without this reference its record would
+        # be released before process() ran, and a crash then would lose it.
+        packets = Batch()
+        packets.records = records
         port, index = source.port, source.index
         merging = source.group in self.groups
         for number, record in enumerate(records):

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import msgpack
 
 from fbp.ring import Ring, new_segment_name, remove_stale_segments
+from fbp.runtime.ledger import Ledger
 from fbp.runtime.plan import Plan
 from fbp.runtime.status import ProcessStatus, StatusBoard
 
@@ -47,6 +48,9 @@ STATUS_INTERVAL = 0.5
 # and finish before they are killed (a source that never yields, or a network blocked on
 # itself, cannot be stopped gracefully). Ctrl-C waits for a second Ctrl-C instead.
 TIMEOUT_GRACE = 10.0
+# A restarted process waits 0.1 s, then twice as long after each further restart, at most 5 s.
+RESTART_BACKOFF = 0.1
+RESTART_BACKOFF_MAX = 5.0
 # What `Supervisor.subscribe` callbacks receive, with their keyword fields.
 EVENTS = {
     "built": ("supervisor",),  # rings exist, no process started yet: add taps now
@@ -77,6 +81,8 @@ class Instance:
         default_factory=lambda: msgpack.Unpacker(raw=False, strict_map_key=False)
     )
     done: bool = False
+    restarts: int = 0
+    restart_at: float | None = None  # a restart is due at this monotonic time
 
 
 class Supervisor:
@@ -105,6 +111,8 @@ class Supervisor:
         self.timed_out = False
         self.failures: list[str] = []
         self.packet_errors = 0
+        self.ledger = Ledger()
+        self._selector: selectors.BaseSelector | None = None
         self.started = threading.Event()
         self.started_at = time.time()
         self.finished = False
@@ -233,6 +241,7 @@ class Supervisor:
             "state": state,
             "processes": processes,
             "connections": connections,
+            "ledger": self.ledger.to_json(),
         }
 
     # -- setup -----------------------------------------------------------------------
@@ -258,6 +267,7 @@ class Supervisor:
                         "inputs": [],
                         "outputs": [],
                         "parent_pid": os.getpid(),
+                        "on_error": process.on_error,
                     },
                 )
                 self.board.processes[name] = ProcessStatus(name, process.spec.full_name)
@@ -334,6 +344,7 @@ class Supervisor:
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
         }
         selector = selectors.DefaultSelector()
+        self._selector = selector
         try:
             remove_stale_segments()
             self._build()
@@ -386,7 +397,10 @@ class Supervisor:
                 instance, stream = key.data
                 self._read(instance, stream, selector)
             for instance in self.instances.values():
-                if not instance.done and instance.popen.poll() is not None:
+                if instance.restart_at is not None:
+                    if time.monotonic() >= instance.restart_at:
+                        self._relaunch(instance)
+                elif not instance.done and instance.popen.poll() is not None:
                     self._drain(instance, selector)
                     self._on_exit(instance, instance.popen.returncode)
             now = time.monotonic()
@@ -497,7 +511,14 @@ class Supervisor:
             level = logging.getLevelName(message["level"])
             sys.stderr.write(f"{instance.name}: {level}: {message['msg']}\n")
         elif kind == "error":
-            self.packet_errors += 1
+            if message.get("policy", "skip") == "skip":
+                self.packet_errors += 1
+            self.ledger.add(
+                f"{instance.name}.{message.get('port')}",
+                "failed",
+                str(message.get("error", "")).split(":")[0],
+                seq=message.get("seq"),
+            )
             status.errors += 1
             where = f"packet seq={message['seq']} on {message['port']}"
             sys.stderr.write(
@@ -532,6 +553,9 @@ class Supervisor:
         self._emit("exit", instance=instance, returncode=returncode)
 
     def _handle_exit(self, instance: Instance, returncode: int) -> None:
+        if returncode != 0 and self._restart_wanted(instance, returncode):
+            self._schedule_restart(instance, returncode)
+            return
         instance.done = True
         status = self.board.processes[instance.name]
         status.exit_status = returncode
@@ -548,10 +572,72 @@ class Supervisor:
         if not any(f.startswith(f"{instance.name}:") for f in self.failures) or returncode < 0:
             self.failures.append(message)
         sys.stderr.write(f"fbp: process {message}\n")
+        # What waited in its input rings (received or not) will never be processed.
+        for name in instance.inputs:
+            ring, label = self.rings[name]
+            stats = ring.raw_stats()
+            waiting = stats["packets"] - stats["packets_released"]
+            self.ledger.add(label, "lost", f"{instance.name} {reason}", waiting)
         self._close_for(instance)
         if not self.stopping and self.interrupts == 0:
             self.log("fbp: stopping the sources because a process failed")
             self._stop_sources(grace=TIMEOUT_GRACE)
+
+    # -- restarts ----------------------------------------------------------------------
+
+    def _restart_wanted(self, instance: Instance, returncode: int) -> bool:
+        """Whether the process's policy restarts it after this end (not a clean one)."""
+        if self.stopping or self.interrupts:
+            return False
+        planned = self.plan.processes[instance.process]
+        reported = any(f.startswith(f"{instance.name}:") for f in self.failures)
+        if reported:
+            # the child reported its failure (an exception, or on_error=fail|restart)
+            wanted = planned.restart == "always" or planned.on_error == "restart"
+        else:
+            wanted = planned.restart in ("always", "on-crash")
+        return wanted and instance.restarts < planned.max_restarts
+
+    def _schedule_restart(self, instance: Instance, returncode: int) -> None:
+        planned = self.plan.processes[instance.process]
+        instance.restarts += 1
+        status = self.board.processes[instance.name]
+        status.restarts = instance.restarts
+        status.state = "restarting"
+        if returncode < 0:
+            reason = f"killed by signal {signal.Signals(-returncode).name}"
+        else:
+            reason = f"exited with status {returncode}"
+        self.failures = [f for f in self.failures if not f.startswith(f"{instance.name}:")]
+        # What it had received and not finished comes again from its input rings (the ring
+        # frees a record only when released): count it where it happened.
+        for name in instance.inputs:
+            ring, label = self.rings[name]
+            stats = ring.raw_stats()
+            replay = stats["packets_received"] - stats["packets_released"]
+            self.ledger.add(label, "replayed", f"{instance.name} {reason}; restarted", replay)
+        delay = min(RESTART_BACKOFF * 2 ** (instance.restarts - 1), RESTART_BACKOFF_MAX)
+        instance.restart_at = time.monotonic() + delay
+        self.log(
+            f"fbp: {instance.name} {reason}: restart {instance.restarts} of "
+            f"{planned.max_restarts} in {delay:.1f} s"
+        )
+
+    def _relaunch(self, instance: Instance) -> None:
+        instance.restart_at = None
+        for fd in (instance.control_fd,):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        if instance.popen is not None and instance.popen.stderr:
+            instance.popen.stderr.close()
+        instance.buffers = {}
+        instance.unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+        self._launch(instance)
+        self._selector.register(instance.control_fd, selectors.EVENT_READ, (instance, "control"))
+        self._selector.register(instance.stderr_fd, selectors.EVENT_READ, (instance, "stderr"))
 
     def _close_for(self, instance: Instance) -> None:
         """Close a dead child's ring ends so its peers see end of stream / broken link."""
@@ -569,10 +655,13 @@ class Supervisor:
                 self.log(f"fbp: could not close {role} end of {name}: {exc}")
 
     def summary(self):
-        """The final summary table (rich renderable)."""
+        """The final summary: processes, connections and the loss ledger (rich renderable)."""
+        from rich.console import Group
+
         from fbp.runtime.status import render_tables
 
-        return render_tables(self.board, final=True)
+        tables = render_tables(self.board, final=True)
+        return Group(tables, self.ledger.table()) if self.ledger else tables
 
     def failure_report(self) -> str:
         """One paragraph saying what failed, for a non-zero exit."""

@@ -1,0 +1,194 @@
+"""Restarts with replay, on_error policies and the loss ledger, with real processes and signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+FBP = os.path.join(os.path.dirname(sys.executable), "fbp")
+LIB = pathlib.Path(__file__).parent / "lib"
+
+# The issue's graph, with Throttle at 25 000 packets/s so the run takes about 8 s.
+CHAOS = """
+'200000' -> COUNT Seq(core/Sequence)
+Seq OUT -> IN Thr(core/Throttle) OUT -> IN Rep(core/Repeat:workers=2,restart=always) \
+OUT -> IN M(core/OrderedMerge) OUT -> IN Cnt(core/Counter) COUNT -> IN Out(core/Output)
+'25000' -> RATE Thr
+"""
+
+
+def _pid_of(parent: int, title: str) -> int | None:
+    """The child of `parent` whose process title is `title`."""
+    listing = subprocess.run(
+        ["ps", "-o", "pid=,args=", "--ppid", str(parent)], capture_output=True, text=True
+    ).stdout
+    for line in listing.splitlines():
+        pid, _, args = line.strip().partition(" ")
+        if args.strip() == title:
+            return int(pid)
+    return None
+
+
+@pytest.mark.timeout(90)
+def test_killing_workers_again_and_again_loses_nothing(tmp_path):
+    graph = tmp_path / "chaos.fbp"
+    graph.write_text(CHAOS)
+    ledger = tmp_path / "ledger.json"
+    run = subprocess.Popen(
+        [FBP, "run", str(graph), "--no-status", "--ledger", str(ledger)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    killed = []
+    try:
+        time.sleep(2.0)
+        for number in range(4):  # Rep#0, Rep#1, Rep#0, Rep#1, while packets flow
+            pid = None
+            deadline = time.monotonic() + 5
+            while pid is None and time.monotonic() < deadline:
+                pid = _pid_of(run.pid, f"fbp: Rep#{number % 2}")
+                time.sleep(0.05)
+            assert pid is not None, "worker not found"
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            time.sleep(1.2)
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 0, err
+    assert out == "200000\n", err  # exactly once, in order: OrderedMerge drops the replays
+    assert err.count("restart 1 of 10") == 2 and err.count("restart 2 of 10") == 2, err
+    # Repeat is idle most of the time here, so a kill may find nothing to replay; the
+    # ledger says what each restart gave again (see the next test for a busy worker).
+    data = json.loads(ledger.read_text())
+    replays = [e for e in data["entries"] if e["kind"] == "replayed"]
+    assert {e["where"] for e in replays} <= {"Thr.OUT -> Rep#0.IN", "Thr.OUT -> Rep#1.IN"}
+    assert all("killed by signal SIGKILL; restarted" in e["reason"] for e in replays)
+    assert data["totals"]["replayed"] == sum(e["count"] for e in replays)
+    assert data["totals"]["failed"] == data["totals"]["lost"] == 0
+
+
+BUSY = """
+'3000' -> COUNT Seq(core/Sequence) OUT -> IN Slow(core/Throttle:restart=on-crash)
+'1000' -> RATE Slow
+Slow OUT -> IN M(core/OrderedMerge) OUT -> IN Cnt(core/Counter) COUNT -> IN Out(core/Output)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_busy_worker_killed_gets_its_packets_again(tmp_path):
+    # Throttle holds the batch it received while it paces it out: a kill always finds
+    # packets received and not finished, which must come again, and those it had already
+    # sent come twice: OrderedMerge keeps one.
+    graph = tmp_path / "busy.fbp"
+    graph.write_text(BUSY)
+    ledger = tmp_path / "ledger.json"
+    run = subprocess.Popen(
+        [FBP, "run", str(graph), "--no-status", "--ledger", str(ledger)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(2):
+            time.sleep(1.0)
+            pid = _pid_of(run.pid, "fbp: Slow")
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+        out, err = run.communicate(timeout=40)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 0, err
+    assert out == "3000\n", err
+    data = json.loads(ledger.read_text())
+    (entry,) = [e for e in data["entries"] if e["kind"] == "replayed"]
+    assert entry["where"] == "Seq.OUT -> Slow.IN" and entry["count"] >= 2
+    assert "dropped" in err and "duplicate seq" in err  # the merge saw the replays
+    assert "loss ledger" in err
+
+
+FAILING = """
+'1000' -> COUNT Seq(core/Sequence) OUT -> IN F(probe/FailEvery{meta}) OUT -> IN C(core/Counter)
+'100' -> EVERY F
+C COUNT -> IN Out(core/Output)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_on_error_skip_counts_exactly_the_failed_packets(tmp_path):
+    graph = tmp_path / "skip.fbp"
+    graph.write_text(FAILING.format(meta=":on_error=skip"))
+    ledger = tmp_path / "ledger.json"
+    result = subprocess.run(
+        [FBP, "run", str(graph), "--path", str(LIB), "--no-status", "--ledger", str(ledger)],
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert result.returncode == 1  # failed packets make the run fail ...
+    assert result.stdout == "990\n"  # ... but the rest went on
+    data = json.loads(ledger.read_text())
+    assert data["totals"] == {"failed": 10, "replayed": 0, "dropped": 0, "lost": 0}
+    (entry,) = data["entries"]
+    assert entry["where"] == "F.IN" and entry["reason"] == "ValueError"
+    assert entry["seqs"] == list(range(0, 1000, 100))
+
+
+@pytest.mark.timeout(60)
+def test_on_error_restart_gives_up_after_max_restarts(tmp_path):
+    # a poison packet comes back after every restart: the limit ends it, reported
+    graph = tmp_path / "poison.fbp"
+    graph.write_text(FAILING.format(meta=":on_error=restart,max_restarts=2"))
+    result = subprocess.run(
+        [FBP, "run", str(graph), "--path", str(LIB), "--no-status"],
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert result.returncode == 1
+    assert "restart 1 of 2" in result.stderr and "restart 2 of 2" in result.stderr
+    assert "restart 3" not in result.stderr
+    assert "F: PacketFailed: packet seq=0 on IN failed" in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_bad_restart_metadata_is_reported_at_the_process(tmp_path):
+    graph = tmp_path / "bad.fbp"
+    graph.write_text("'3' -> COUNT S(core/Sequence) OUT -> IN R(core/Repeat:restart=sometimes)\n")
+    result = subprocess.run([FBP, "run", str(graph)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert f"{graph}:1:" in result.stderr
+    assert "restart='sometimes' must be one of never, always, on-crash" in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_a_process_that_dies_for_good_leaves_its_waiting_packets_in_the_ledger(tmp_path):
+    graph = tmp_path / "crash.fbp"
+    graph.write_text(
+        "S(probe/Endless) OUT -> IN C(probe/Crash) OUT -> IN D(core/Drop)\n'0.001' -> DELAY S\n"
+    )
+    ledger = tmp_path / "ledger.json"
+    result = subprocess.run(
+        [FBP, "run", str(graph), "--path", str(LIB), "--no-status", "--ledger", str(ledger)],
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert result.returncode == 1
+    data = json.loads(ledger.read_text())
+    (entry,) = [e for e in data["entries"] if e["kind"] == "lost"]
+    assert entry["where"] == "S.OUT -> C.IN"
+    assert entry["reason"] == "C exited with status 3"
+    assert entry["count"] >= 1  # at least the packet it died on
