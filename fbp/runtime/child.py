@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 
@@ -39,8 +40,14 @@ class Control:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.packer = msgpack.Packer(use_bin_type=True)
+        # policy drains report from their own threads: one message at a time on the pipe
+        self.lock = threading.Lock()
 
     def send(self, message: dict) -> None:
+        with self.lock:
+            self._send(message)
+
+    def _send(self, message: dict) -> None:
         data = self.packer.pack(message)
         try:
             while data:
@@ -120,7 +127,7 @@ def run(spec: dict, control: Control) -> int:
     from fbp.registry import Registry
     from fbp.ring import Ring
     from fbp.runtime.executor import Executor
-    from fbp.runtime.receivers import Input, Receiver, read_first
+    from fbp.runtime.receivers import Input, PolicyDrain, Receiver, read_first
     from fbp.runtime.senders import RingDestination, SampleTap, Sender, Senders
 
     name = spec["instance"]
@@ -154,7 +161,20 @@ def run(spec: dict, control: Control) -> int:
         if entry["config"]:
             config_rings.setdefault(entry["port"], []).append(ring)
         else:
-            inputs.append(Input(entry["port"], entry["index"], ring, entry.get("group")))
+            drain = None
+            policy = entry.get("policy", "reliable")
+            if policy != "reliable":
+                ring_name = entry["ring"]
+
+                def report(total, ring_name=ring_name, policy=policy):
+                    control.send(
+                        {"t": "drops", "ring": ring_name, "count": total, "policy": policy}
+                    )
+
+                drain = PolicyDrain(
+                    ring, policy, entry.get("keep", 1), entry.get("rate", 10.0), report
+                )
+            inputs.append(Input(entry["port"], entry["index"], ring, entry.get("group"), drain))
     for port in component.config_inports:
         if port.name in spec["config"]:
             value = port.type.convert(spec["config"][port.name])

@@ -12,6 +12,9 @@ Process metadata understood here (other keys are left to later layers):
 - `restart=never|always|on-crash` (default never), `max_restarts=N` (default 10): what the
   supervisor does when an instance dies (docs/running.md, "Restarts").
 - `on_error=skip|fail|restart` (default skip): what an exception in `process` does.
+- `policy=reliable|latest|sampled` (default reliable), `keep=N` (latest: newest N kept,
+  default 1), `rate=R` (sampled: at most R packets a second, default 10): the delivery
+  policy of the process's stream inputs (docs/running.md, "Delivery policies").
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ DEFAULT_CAPACITY = 16 * 1024 * 1024
 DEFAULT_MAX_RESTARTS = 10
 RESTART_POLICIES = ("never", "always", "on-crash")
 ERROR_POLICIES = ("skip", "fail", "restart")
+DELIVERY_POLICIES = ("reliable", "latest", "sampled")
 MAX_WORKERS = 256
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)(i?[bB]?)\s*$")
 
@@ -76,6 +80,9 @@ class PlannedProcess:
     restart: str = "never"
     max_restarts: int = DEFAULT_MAX_RESTARTS
     on_error: str = "skip"
+    policy: str = "reliable"
+    keep: int = 1
+    rate: float = 10.0
 
     @property
     def instances(self) -> list[str]:
@@ -167,7 +174,11 @@ def analyse(graph: Graph, registry) -> tuple[Plan, list[GraphError]]:
                 planned.capacity = parse_size(process.metadata["capacity"])
             except ValueError as exc:
                 problems.append(graph.error(f"process '{process.name}': {exc}", process.location))
-        for key, choices in (("restart", RESTART_POLICIES), ("on_error", ERROR_POLICIES)):
+        for key, choices in (
+            ("restart", RESTART_POLICIES),
+            ("on_error", ERROR_POLICIES),
+            ("policy", DELIVERY_POLICIES),
+        ):
             if key in process.metadata:
                 # on_crash: the reference parser's metadata has no '-'
                 value = str(process.metadata[key]).strip().lower().replace("_", "-")
@@ -188,6 +199,25 @@ def analyse(graph: Graph, registry) -> tuple[Plan, list[GraphError]]:
             problems.append(problem)
         elif limit is not None:
             planned.max_restarts = limit
+        keep, problem = _metadata_int(graph, process, "keep", 1, 1_000_000)
+        if problem:
+            problems.append(problem)
+        elif keep is not None:
+            planned.keep = keep
+        if "rate" in process.metadata:
+            try:
+                planned.rate = float(str(process.metadata["rate"]).strip())
+                if not planned.rate > 0:
+                    raise ValueError
+            except ValueError:
+                problems.append(
+                    graph.error(
+                        f"process '{process.name}': rate={process.metadata['rate']!r} must be "
+                        "a number of packets per second above 0",
+                        process.location,
+                        hint=f"e.g. {process.name}({process.component}:policy=sampled,rate=5)",
+                    )
+                )
         processes[process.name] = planned
 
     next_index: dict[tuple[str, str, str], int] = defaultdict(int)

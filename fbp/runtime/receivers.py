@@ -16,6 +16,9 @@ has reached it too, so nothing of the next substream overtakes the end of this o
 
 from __future__ import annotations
 
+import collections
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -24,13 +27,117 @@ from fbp.errors import EndOfStream, RingEmpty
 from fbp.packet import Packet
 from fbp.ring import RecordKind, Ring, wait_any
 
-__all__ = ["Input", "Receiver"]
+__all__ = ["Batch", "Input", "PolicyDrain", "Receiver"]
 
 _DATA = RecordKind.DATA
 _EOF = RecordKind.EOF
 _CONTROL = RecordKind.CONTROL
 _OPEN = RecordKind.OPEN
 _CLOSE = RecordKind.CLOSE
+
+
+class PolicyDrain:
+    """The `latest` and `sampled` delivery policies of one input ring (see docs/running.md).
+
+    A thread keeps the ring empty, so its producer never waits: `latest` holds the newest
+    `keep` data packets and releases (drops) older ones, `sampled` passes at most `rate`
+    data packets a second and drops the rest. Brackets are always kept. The process takes
+    packets with `take`. Drops are counted and reported (`report(total)`) at most twice a
+    second and at the end.
+
+    Args:
+        ring: the consumer handle.
+        policy: "latest" or "sampled".
+        keep: data packets held at most (latest).
+        rate: data packets per second at most (sampled).
+        report: callable(total_dropped), from the drain's thread.
+    """
+
+    REPORT_INTERVAL = 0.5
+
+    def __init__(self, ring: Ring, policy: str, keep: int = 1, rate: float = 10.0, report=None):
+        self.ring = ring
+        self.policy = policy
+        self.keep = max(1, keep)
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.report = report or (lambda total: None)
+        self.queue: collections.deque = collections.deque()
+        self.data_held = 0
+        self.dropped = 0
+        self.reported = 0
+        self.ended = False
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._next_sample = 0.0
+        self._next_report = 0.0
+        self._thread = threading.Thread(target=self._run, name="fbp-policy", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    records = self.ring.recv_many(256, 0.2)
+                except RingEmpty:
+                    records = []
+                except EndOfStream:
+                    break
+                with self.lock:
+                    for record in records:
+                        self._admit(record)
+                self._maybe_report()
+        finally:
+            self.ended = True
+            self._maybe_report(force=True)
+
+    def _admit(self, record) -> None:
+        if record.kind != _DATA:
+            self.queue.append(record)
+            return
+        if self.policy == "sampled":
+            now = time.monotonic()
+            if now < self._next_sample:
+                record.release()
+                self.dropped += 1
+                return
+            self._next_sample = now + self.interval
+        self.queue.append(record)
+        self.data_held += 1
+        while self.policy == "latest" and self.data_held > self.keep:
+            for position, held in enumerate(self.queue):
+                if held.kind == _DATA:
+                    del self.queue[position]
+                    held.release()
+                    self.data_held -= 1
+                    self.dropped += 1
+                    break
+
+    def _maybe_report(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.dropped != self.reported and (force or now >= self._next_report):
+            self._next_report = now + self.REPORT_INTERVAL
+            self.reported = self.dropped
+            self.report(self.dropped)
+
+    def take(self, count: int) -> list:
+        """Up to `count` records, oldest first."""
+        with self.lock:
+            taken = []
+            while self.queue and len(taken) < count:
+                record = self.queue.popleft()
+                if record.kind == _DATA:
+                    self.data_held -= 1
+                taken.append(record)
+            return taken
+
+    def exhausted(self) -> bool:
+        """True once the producer ended and everything was taken."""
+        return self.ended and not self.queue
+
+    def stop(self) -> None:
+        """Stop the thread (the ring is closed by the caller afterwards)."""
+        self._stop.set()
+        self._thread.join(5)
 
 
 class Batch(list):
@@ -53,6 +160,7 @@ class Input:
     index: int | None
     ring: Ring
     group: int | None = None
+    drain: PolicyDrain | None = None  # latest/sampled policy; None: reliable
     events: int = 0
     barrier: int = 0
     closing: Packet | None = None
@@ -100,6 +208,12 @@ class Receiver:
             return None
         if source.held:
             records, source.held = source.held, []
+        elif source.drain is not None:
+            records = source.drain.take(self.batch)
+            if not records:
+                if source.drain.exhausted():
+                    self._end(source)
+                return None
         else:
             try:
                 records = source.ring.recv_many(self.batch, 0)
@@ -161,6 +275,8 @@ class Receiver:
     def _end(self, source: Input) -> None:
         if source in self.live:
             self.live.remove(source)
+            if source.drain is not None:
+                source.drain.stop()
             source.ring.close()
         group = source.group
         if group not in self.groups:
@@ -212,12 +328,21 @@ class Receiver:
                     return
                 ready = [s for s in self.live if s.held and not self._waiting(s)]
                 if not ready:
-                    readable = [s.ring for s in self.live if not self._waiting(s)]
-                    wait_any(readable or [s.ring for s in self.live], 0.25)
+                    # a policy drain empties its ring itself: poll those every 10 ms
+                    drained = any(s.drain is not None for s in self.live)
+                    readable = [
+                        s.ring for s in self.live if not self._waiting(s) and s.drain is None
+                    ]
+                    if readable:
+                        wait_any(readable, 0.01 if drained else 0.25)
+                    else:
+                        time.sleep(0.01)
 
     def close(self) -> None:
         """Stop reading: producers still sending get BrokenConnection."""
         for source in self.live:
+            if source.drain is not None:
+                source.drain.stop()
             source.ring.close()
         self.live = []
 

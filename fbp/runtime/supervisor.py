@@ -112,6 +112,7 @@ class Supervisor:
         self.failures: list[str] = []
         self.packet_errors = 0
         self.ledger = Ledger()
+        self._drops: dict[str, int] = {}  # ring name -> packets its consumer's policy dropped
         self._selector: selectors.BaseSelector | None = None
         self.started = threading.Event()
         self.started_at = time.time()
@@ -290,6 +291,9 @@ class Supervisor:
                             "config": connection.tgt_port.config,
                             # rings of one connection from several workers: brackets merge
                             "group": connection.number,
+                            "policy": target.policy,
+                            "keep": target.keep,
+                            "rate": target.rate,
                         }
                     )
                     self.instances[t_name].inputs.append(name)
@@ -456,6 +460,9 @@ class Supervisor:
                     pass
 
     def _sample(self) -> None:
+        for name, count in self._drops.items():
+            if name in self.board.connections:
+                self.board.connections[name].drops = count
         self.board.sample(
             self.rings, {name: (i.inputs, i.outputs) for name, i in self.instances.items()}
         )
@@ -537,6 +544,14 @@ class Supervisor:
         elif kind == "state":
             status.state = message["state"]
             self._mark_ready(instance.name)
+        elif kind == "drops":
+            # a latest/sampled input left packets out: totals per ring, counted once
+            name = message.get("ring")
+            if name in self.rings:
+                _, label = self.rings[name]
+                before = self._drops.get(name, 0)
+                self._drops[name] = total = max(before, int(message["count"]))
+                self.ledger.add(label, "dropped", f"policy={message.get('policy')}", total - before)
         sys.stderr.flush()
         self._emit("message", instance=instance, message=message)
 

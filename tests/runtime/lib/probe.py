@@ -154,3 +154,16 @@ class Tag(Component):
 
     def process(self, packet):
         return f"{self.current}|{packet.value}"
+
+
+@component(
+    inports=[
+        InPort("IN", Any, "packets"),
+        InPort("SECONDS", Any, "sleep per packet", default=0.05),
+    ],
+    outports=[OutPort("OUT", Any, "the packets, slowly")],
+)
+def Sleepy(value, *, seconds):
+    """A slow consumer: sleep SECONDS per packet, then pass it on."""
+    time.sleep(float(seconds))
+    return value
