@@ -78,6 +78,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "a free port; `fbp ui` and `fbp top` find it)",
     )
     parser.add_argument(
+        "--hang-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="a process silent for S seconds (stopped or hung) is killed, then its restart "
+        "policy applies; 0 never (default 10; per process: hang_timeout=S)",
+    )
+    parser.add_argument(
         "--ledger",
         metavar="FILE",
         help="write the loss ledger (packets failed, replayed, dropped, lost) as JSON",
@@ -148,7 +156,14 @@ def run(args: argparse.Namespace) -> int:
     live = not args.quiet and not args.no_status and sys.stdout.isatty() and sys.stderr.isatty()
     display = LiveDisplay() if live else None
     log = None if args.quiet else (display.log if display else PlainLog())
-    supervisor = Supervisor(plan, paths=args.path, log=log, display=display, timeout=args.timeout)
+    supervisor = Supervisor(
+        plan,
+        paths=args.path,
+        log=log,
+        display=display,
+        timeout=args.timeout,
+        hang_timeout=args.hang_timeout,
+    )
     observer = None
     if not args.no_observe:
         from fbp.observe import Observer

@@ -57,6 +57,24 @@ class Control:
             pass  # the supervisor is gone; PDEATHSIG ends us shortly
 
 
+HEARTBEAT_INTERVAL = 0.5
+
+
+def _start_heartbeat(control: Control) -> None:
+    """Tell the supervisor twice a second that this process is alive and not stopped.
+
+    A daemon thread: it needs the GIL for a moment every beat, so a process stopped by a
+    signal, or stuck in a call that holds the GIL, goes silent and is detected as hung.
+    """
+
+    def beat() -> None:
+        while True:
+            time.sleep(HEARTBEAT_INTERVAL)
+            control.send({"t": "beat"})
+
+    threading.Thread(target=beat, name="fbp-heartbeat", daemon=True).start()
+
+
 class PacketFailed(Exception):
     """An exception in process() under on_error=fail|restart: the process ends."""
 
@@ -231,6 +249,7 @@ def run(spec: dict, control: Control) -> int:
         logger=logger,
     )
     executor.instance._publish_preview = PreviewPublisher(control)
+    _start_heartbeat(control)
     control.send({"t": "state", "state": "running"})
     executor.run()
     receiver.close()

@@ -12,6 +12,8 @@ Process metadata understood here (other keys are left to later layers):
 - `restart=never|always|on-crash` (default never), `max_restarts=N` (default 10): what the
   supervisor does when an instance dies (docs/running.md, "Restarts").
 - `on_error=skip|fail|restart` (default skip): what an exception in `process` does.
+- `hang_timeout=S`: seconds without a heartbeat before the process counts as hung (0:
+  never; default: `fbp run --hang-timeout`, 10 s).
 - `policy=reliable|latest|sampled` (default reliable), `keep=N` (latest: newest N kept,
   default 1), `rate=R` (sampled: at most R packets a second, default 10): the delivery
   policy of the process's stream inputs (docs/running.md, "Delivery policies").
@@ -83,6 +85,7 @@ class PlannedProcess:
     policy: str = "reliable"
     keep: int = 1
     rate: float = 10.0
+    hang_timeout: float | None = None  # seconds without a heartbeat; None: the run's default
 
     @property
     def instances(self) -> list[str]:
@@ -204,6 +207,20 @@ def analyse(graph: Graph, registry) -> tuple[Plan, list[GraphError]]:
             problems.append(problem)
         elif keep is not None:
             planned.keep = keep
+        if "hang_timeout" in process.metadata:
+            try:
+                planned.hang_timeout = float(str(process.metadata["hang_timeout"]).strip())
+                if planned.hang_timeout < 0:
+                    raise ValueError
+            except ValueError:
+                problems.append(
+                    graph.error(
+                        f"process '{process.name}': hang_timeout="
+                        f"{process.metadata['hang_timeout']!r} must be seconds >= 0 (0: never)",
+                        process.location,
+                        hint=f"e.g. {process.name}({process.component}:hang_timeout=30)",
+                    )
+                )
         if "rate" in process.metadata:
             try:
                 planned.rate = float(str(process.metadata["rate"]).strip())

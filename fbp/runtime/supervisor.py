@@ -48,6 +48,8 @@ STATUS_INTERVAL = 0.5
 # and finish before they are killed (a source that never yields, or a network blocked on
 # itself, cannot be stopped gracefully). Ctrl-C waits for a second Ctrl-C instead.
 TIMEOUT_GRACE = 10.0
+# A process silent this long (no heartbeat, sent twice a second) is stopped or hung.
+HANG_TIMEOUT = 10.0
 # A restarted process waits 0.1 s, then twice as long after each further restart, at most 5 s.
 RESTART_BACKOFF = 0.1
 RESTART_BACKOFF_MAX = 5.0
@@ -83,6 +85,8 @@ class Instance:
     done: bool = False
     restarts: int = 0
     restart_at: float | None = None  # a restart is due at this monotonic time
+    last_heard: float = 0.0  # monotonic time of its last control message (heartbeats)
+    started: bool = False  # set up and beating
 
 
 class Supervisor:
@@ -96,12 +100,22 @@ class Supervisor:
         timeout: seconds before a graceful stop (exit 124), or None.
     """
 
-    def __init__(self, plan: Plan, *, paths=(), log=None, display=None, timeout=None) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        paths=(),
+        log=None,
+        display=None,
+        timeout=None,
+        hang_timeout: float = HANG_TIMEOUT,
+    ) -> None:
         self.plan = plan
         self.paths = list(paths)
         self.log = log or (lambda message: None)
         self.display = display
         self.timeout = timeout
+        self.hang_timeout = hang_timeout
         self.rings: dict[str, tuple[Ring, str]] = {}
         self.instances: dict[str, Instance] = {}
         self.board = StatusBoard()
@@ -335,6 +349,8 @@ class Supervisor:
         status = self.board.processes[instance.name]
         status.pid = popen.pid
         status.state = "running"
+        instance.last_heard = time.monotonic()
+        instance.started = False
 
     # -- the run ---------------------------------------------------------------------
 
@@ -408,6 +424,7 @@ class Supervisor:
                     self._drain(instance, selector)
                     self._on_exit(instance, instance.popen.returncode)
             now = time.monotonic()
+            self._check_hangs(now)
             if self.interrupts >= 2 and not killed:
                 self.log("fbp: second interrupt: killing every process")
                 self._kill_all()
@@ -487,6 +504,7 @@ class Supervisor:
                 self._stderr_line(instance, instance.buffers.pop("stderr"))
             return True
         if stream == "control":
+            instance.last_heard = time.monotonic()
             instance.unpacker.feed(data)
             for message in instance.unpacker:
                 self._message(instance, message)
@@ -541,8 +559,11 @@ class Supervisor:
             status.errors = message.get("errors", status.errors)
             status.cpu = message.get("cpu", status.cpu)
             status.final_cpu = True
+        elif kind == "beat":
+            return  # last_heard is enough
         elif kind == "state":
             status.state = message["state"]
+            instance.started = True
             self._mark_ready(instance.name)
         elif kind == "drops":
             # a latest/sampled input left packets out: totals per ring, counted once
@@ -598,7 +619,27 @@ class Supervisor:
             self.log("fbp: stopping the sources because a process failed")
             self._stop_sources(grace=TIMEOUT_GRACE)
 
-    # -- restarts ----------------------------------------------------------------------
+    # -- hangs and restarts --------------------------------------------------------------
+
+    def _check_hangs(self, now: float) -> None:
+        """Kill a process that stopped beating: its restart policy then applies."""
+        for instance in self.instances.values():
+            if instance.done or instance.restart_at is not None or not instance.started:
+                continue
+            planned = self.plan.processes[instance.process]
+            limit = planned.hang_timeout if planned.hang_timeout is not None else self.hang_timeout
+            if not limit or now - instance.last_heard < limit:
+                continue
+            self.log(
+                f"fbp: {instance.name} is not responding: no heartbeat for {limit:g} s "
+                "(stopped, or stuck holding the interpreter); killing it"
+            )
+            sys.stderr.write(f"fbp: {instance.name} hung (no heartbeat for {limit:g} s)\n")
+            instance.started = False  # report once
+            try:
+                os.kill(instance.popen.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def _restart_wanted(self, instance: Instance, returncode: int) -> bool:
         """Whether the process's policy restarts it after this end (not a clean one)."""

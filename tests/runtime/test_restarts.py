@@ -192,3 +192,70 @@ def test_a_process_that_dies_for_good_leaves_its_waiting_packets_in_the_ledger(t
     assert entry["where"] == "S.OUT -> C.IN"
     assert entry["reason"] == "C exited with status 3"
     assert entry["count"] >= 1  # at least the packet it died on
+
+
+@pytest.mark.timeout(60)
+def test_a_stopped_worker_is_detected_as_hung_killed_and_restarted(tmp_path):
+    graph = tmp_path / "hang.fbp"
+    graph.write_text(BUSY.replace("restart=on-crash", "restart=on_crash,hang_timeout=2"))
+    run = subprocess.Popen(
+        [FBP, "run", str(graph), "--no-status"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.0)
+        pid = _pid_of(run.pid, "fbp: Slow")
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        out, err = run.communicate(timeout=40)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 0, err
+    assert "Slow hung (no heartbeat for 2 s)" in err
+    assert "Slow killed by signal SIGKILL: restart 1 of 10" in err
+    assert out == "3000\n"
+    assert time.monotonic() - stopped < 35
+
+
+ENDS = """
+Seq(core/Sequence) OUT -> IN Thr(core/Throttle:capacity=4KiB) OUT -> IN Sink(probe/Sleepy:capacity=4KiB)
+'200' -> RATE Thr
+'0.01' -> SECONDS Sink
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("victim", ["Seq", "Sink"])
+def test_killing_a_source_or_a_sink_ends_the_run_cleanly_and_says_so(tmp_path, victim):
+    graph = tmp_path / "ends.fbp"
+    graph.write_text(ENDS)
+    ledger = tmp_path / "ledger.json"
+    run = subprocess.Popen(
+        [FBP, "run", str(graph), "--path", str(LIB), "--no-status", "--ledger", str(ledger)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.5)
+        pid = _pid_of(run.pid, f"fbp: {victim}")
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        _, err = run.communicate(timeout=40)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 1, err
+    assert f"{victim} (" in err and "killed by signal SIGKILL" in err
+    data = json.loads(ledger.read_text())
+    if victim == "Sink":
+        # what waited for the dead sink is lost, and the ledger says so (and what waited
+        # upstream, once the producer found its consumer gone)
+        lost = {e["where"]: e["count"] for e in data["entries"] if e["kind"] == "lost"}
+        assert lost.get("Thr.OUT -> Sink.IN", 0) >= 1, lost
