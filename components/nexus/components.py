@@ -178,6 +178,7 @@ class WriteNXdata(Component):
     def setup(self, *, path, max_peaks, overwrite) -> None:
         self.writer = NXdataWriter(path, max_peaks=max_peaks, overwrite=overwrite)
         self.frames = self.hits = self.peaks = self.profiles = self.lost = 0
+        self.errors_received = 0
 
     def process(self, packet: Packet) -> None:
         value, seq = packet.value, packet.seq if packet.seq is not None else -1
@@ -193,6 +194,7 @@ class WriteNXdata(Component):
             self.writer.add_profile(seq, value["radial"], value["intensity"], value["unit"])
             self.profiles += 1
         elif port == "ERRORS":
+            self.errors_received += 1
             where = f"{value.get('process')}.{value.get('port')}"
             self.writer.record_loss(where, "failed", str(value.get("error")), 1, value.get("seq"))
             self.lost += 1
@@ -208,6 +210,16 @@ class WriteNXdata(Component):
             self.lost += count
 
     def finish(self) -> None:
+        # The run's own ledger too: drops, replays and losses elsewhere in the network
+        # (failed packets of processes whose ERROR port comes here are recorded already).
+        from fbp.runtime.ledger import current_ledger
+
+        for entry in current_ledger()["entries"]:
+            if entry["kind"] == "failed" and self.errors_received:
+                continue
+            self.writer.record_loss(entry["where"], entry["kind"], entry["reason"], entry["count"])
+            if entry["kind"] != "replayed":
+                self.lost += entry["count"]
         self.writer.close()
         self.out.SUMMARY.send(
             {

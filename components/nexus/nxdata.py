@@ -28,6 +28,8 @@ import numpy as np
 
 from ._hdf import field, group, growable, now_iso, time_field
 
+LEDGER_KINDS = ("failed", "replayed", "dropped", "lost")  # fbp.runtime.ledger.KINDS
+
 __all__ = ["PEAK_FIELDS", "NXdataWriter"]
 
 #: Per-peak columns stored, with their dtype and fill value beyond n_peaks.
@@ -184,16 +186,18 @@ class NXdataWriter:
 
         Args:
             where: the process (and port) where they were lost, e.g. "Find.IN".
-            kind: "dropped" (a delivery policy let them go) or "failed" (an error).
+            kind: "dropped" (a delivery policy let them go), "failed" (an error), "lost"
+                (left behind by a process that died) or "replayed" (given again to a
+                restarted process: in the file, but worth knowing).
             reason: why, e.g. "latest: ring full" or the exception text.
             count: how many packets.
             seq: the lost packet's seq, if known.
 
         Raises:
-            ValueError: kind is not "dropped" or "failed".
+            ValueError: kind is not one of the loss ledger's kinds.
         """
-        if kind not in ("dropped", "failed"):
-            raise ValueError(f"loss kind must be 'dropped' or 'failed', got {kind!r}")
+        if kind not in LEDGER_KINDS:
+            raise ValueError(f"loss kind must be one of {', '.join(LEDGER_KINDS)}, got {kind!r}")
         entry = self._losses.setdefault((where, kind, reason), [0, []])
         entry[0] += int(count)
         if seq is not None:

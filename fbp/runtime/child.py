@@ -145,10 +145,13 @@ def run(spec: dict, control: Control) -> int:
     from fbp.registry import Registry
     from fbp.ring import Ring
     from fbp.runtime.executor import Executor
+    from fbp.runtime.ledger import RUN_LEDGER_ENV
     from fbp.runtime.receivers import Input, PolicyDrain, Receiver, read_first
     from fbp.runtime.senders import RingDestination, SampleTap, Sender, Senders
 
     name = spec["instance"]
+    if spec.get("ledger_file"):
+        os.environ[RUN_LEDGER_ENV] = spec["ledger_file"]
     component = Registry(spec["paths"]).get(spec["component"])
     stop = StopFlag()
     signal.signal(signal.SIGUSR1, stop.set)

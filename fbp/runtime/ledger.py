@@ -15,14 +15,17 @@ its final summary and `--ledger FILE` writes it as JSON: {"entries": [...], "tot
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 
 from rich.table import Table
 
-__all__ = ["KINDS", "Ledger", "LedgerEntry"]
+__all__ = ["KINDS", "RUN_LEDGER_ENV", "Ledger", "LedgerEntry", "current_ledger"]
 
 KINDS = ("failed", "replayed", "dropped", "lost")
+# In a process of `fbp run`: the file where the supervisor keeps the run's ledger current.
+RUN_LEDGER_ENV = "FBP_RUN_LEDGER"
 MAX_SEQS = 100  # seqs kept per entry (the count is always exact)
 
 
@@ -52,6 +55,7 @@ class Ledger:
 
     def __init__(self) -> None:
         self.entries: dict[tuple[str, str, str], LedgerEntry] = {}
+        self.version = 0  # bumped by every change
 
     def add(self, where: str, kind: str, reason: str, count: int = 1, seq=None) -> None:
         """Count `count` packets (ValueError for an unknown kind)."""
@@ -61,6 +65,7 @@ class Ledger:
             return
         entry = self.entries.setdefault((where, kind, reason), LedgerEntry(where, kind, reason))
         entry.count += count
+        self.version += 1
         if seq is not None and len(entry.seqs) < MAX_SEQS:
             entry.seqs.append(int(seq))
 
@@ -79,14 +84,16 @@ class Ledger:
         }
 
     def write(self, path: str) -> None:
-        """Write the ledger as JSON.
+        """Write the ledger as JSON (atomically: a reader never sees half a file).
 
         Raises:
             OSError: the file cannot be written.
         """
-        with open(path, "w") as handle:
+        temporary = f"{path}.tmp"
+        with open(temporary, "w") as handle:
             json.dump(self.to_json(), handle, indent=2)
             handle.write("\n")
+        os.replace(temporary, path)
 
     def table(self) -> Table:
         """The ledger as a rich table (for the final summary)."""
@@ -99,3 +106,19 @@ class Ledger:
 
     def __bool__(self) -> bool:
         return bool(self.entries)
+
+
+def current_ledger() -> dict:
+    """The ledger of the run this process belongs to, as far as the supervisor knows now.
+
+    For sinks that write it next to their data (e.g. in `finish`). Outside `fbp run`, or
+    before anything happened, it is empty: {"entries": [], "totals": {kind: 0}}.
+    """
+    path = os.environ.get(RUN_LEDGER_ENV)
+    if path:
+        try:
+            with open(path) as handle:
+                return json.load(handle)
+        except (OSError, ValueError):
+            pass
+    return {"entries": [], "totals": dict.fromkeys(KINDS, 0)}

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -127,6 +129,10 @@ class Supervisor:
         self.packet_errors = 0
         self.ledger = Ledger()
         self._drops: dict[str, int] = {}  # ring name -> packets its consumer's policy dropped
+        # the ledger as a file the processes can read (fbp.runtime.ledger.current_ledger)
+        self._ledger_dir = tempfile.mkdtemp(prefix="fbp-ledger-")
+        self.ledger_file = os.path.join(self._ledger_dir, "ledger.json")
+        self._ledger_written = -1
         self._selector: selectors.BaseSelector | None = None
         self.started = threading.Event()
         self.started_at = time.time()
@@ -283,6 +289,7 @@ class Supervisor:
                         "outputs": [],
                         "parent_pid": os.getpid(),
                         "on_error": process.on_error,
+                        "ledger_file": self.ledger_file,
                     },
                 )
                 self.board.processes[name] = ProcessStatus(name, process.spec.full_name)
@@ -395,6 +402,7 @@ class Supervisor:
             for ring, _ in self.rings.values():
                 ring.close()
                 ring.unlink()
+            shutil.rmtree(self._ledger_dir, ignore_errors=True)
         status = self._exit_status()
         self._emit("finished", exit_status=status)
         return status
@@ -425,6 +433,7 @@ class Supervisor:
                     self._on_exit(instance, instance.popen.returncode)
             now = time.monotonic()
             self._check_hangs(now)
+            self._publish_ledger()
             if self.interrupts >= 2 and not killed:
                 self.log("fbp: second interrupt: killing every process")
                 self._kill_all()
@@ -620,6 +629,14 @@ class Supervisor:
             self._stop_sources(grace=TIMEOUT_GRACE)
 
     # -- hangs and restarts --------------------------------------------------------------
+
+    def _publish_ledger(self) -> None:
+        if self.ledger.version != self._ledger_written:
+            self._ledger_written = self.ledger.version
+            try:
+                self.ledger.write(self.ledger_file)
+            except OSError as exc:
+                self.log(f"fbp: cannot update the ledger file: {exc}")
 
     def _check_hangs(self, now: float) -> None:
         """Kill a process that stopped beating: its restart policy then applies."""

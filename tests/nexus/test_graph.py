@@ -92,3 +92,31 @@ def test_hit_finding_graph_with_two_peak_finder_workers(tmp_path, run_fbp, check
 @pytest.mark.timeout(120)
 def test_every_worker_gets_the_mask(tmp_path, run_fbp, check_nexus):
     assert run_hit_finding(tmp_path, run_fbp, check_nexus, workers=2) >= 99.5
+
+
+@pytest.mark.timeout(120)
+def test_results_file_carries_the_runs_loss_ledger(tmp_path, run_fbp, check_nexus):
+    # A viewer on policy=latest drops frames; the results file says so.
+    graph = tmp_path / "ledger.fbp"
+    out = tmp_path / "results.nxs"
+    graph.write_text(
+        f"""
+'60' -> FRAMES Sim(detector/Simulate)
+'eiger2-1m' -> MODEL Sim
+Sim OUT -> IN Find(xray/PeakFinder) PEAKS -> PEAKS Results(nexus/WriteNXdata)
+'{out}' -> PATH Results
+Sim OUT -> IN Slow(core/Throttle:policy=latest) OUT -> IN Drop(core/Drop)
+'2' -> RATE Slow
+Results SUMMARY -> IN Show(core/Output)
+"""
+    )
+    result = run_fbp("run", graph, "--quiet", timeout=100)
+    assert result.returncode == 0, result.stderr
+    check_nexus(out)
+    with h5py.File(out, "r") as f:
+        ledger = f["/entry/loss_ledger"]
+        kinds = [k.decode() if isinstance(k, bytes) else k for k in ledger["kind"][:]]
+        wheres = [w.decode() if isinstance(w, bytes) else w for w in ledger["where"][:]]
+        rows = dict(zip(wheres, zip(kinds, ledger["count"][:], strict=True), strict=True))
+    kind, count = rows["Sim.OUT -> Slow.IN"]
+    assert kind == "dropped" and count >= 1

@@ -63,8 +63,10 @@ def test_an_empty_run_still_says_it_lost_nothing(tmp_path, check_nexus):
 
 def test_bad_inputs_are_clear_errors(tmp_path):
     with NXdataWriter(tmp_path / "r.nxs") as writer:
-        with pytest.raises(ValueError, match="loss kind must be 'dropped' or 'failed'"):
-            writer.record_loss("A", "lost", "why")
+        with pytest.raises(
+            ValueError, match="loss kind must be one of failed, replayed, dropped, lost"
+        ):
+            writer.record_loss("A", "vanished", "why")
         writer.add_profile(0, [1.0, 2.0], [1.0, 1.0])
         with pytest.raises(ValueError, match="profile has 3 bins, earlier ones 2"):
             writer.add_profile(1, [1.0, 2.0, 3.0], [1.0, 1.0, 1.0])
