@@ -52,9 +52,11 @@ STATUS_INTERVAL = 0.5
 TIMEOUT_GRACE = 10.0
 # A process silent this long (no heartbeat, sent twice a second) is stopped or hung.
 HANG_TIMEOUT = 10.0
-# A restarted process waits 0.1 s, then twice as long after each further restart, at most 5 s.
+# A restarted process waits 0.1 s; after dying within QUICK_DEATH s of a start it waits
+# twice as long as the time before, at most 5 s.
 RESTART_BACKOFF = 0.1
 RESTART_BACKOFF_MAX = 5.0
+QUICK_DEATH = 0.5
 # What `Supervisor.subscribe` callbacks receive, with their keyword fields.
 EVENTS = {
     "built": ("supervisor",),  # rings exist, no process started yet: add taps now
@@ -87,6 +89,8 @@ class Instance:
     done: bool = False
     restarts: int = 0
     restart_at: float | None = None  # a restart is due at this monotonic time
+    launched_at: float = 0.0
+    quick_deaths: int = 0  # consecutive deaths within QUICK_DEATH seconds of a start
     last_heard: float = 0.0  # monotonic time of its last control message (heartbeats)
     started: bool = False  # set up and beating
 
@@ -356,7 +360,7 @@ class Supervisor:
         status = self.board.processes[instance.name]
         status.pid = popen.pid
         status.state = "running"
-        instance.last_heard = time.monotonic()
+        instance.last_heard = instance.launched_at = time.monotonic()
         instance.started = False
 
     # -- the run ---------------------------------------------------------------------
@@ -689,7 +693,13 @@ class Supervisor:
             stats = ring.raw_stats()
             replay = stats["packets_received"] - stats["packets_released"]
             self.ledger.add(label, "replayed", f"{instance.name} {reason}; restarted", replay)
-        delay = min(RESTART_BACKOFF * 2 ** (instance.restarts - 1), RESTART_BACKOFF_MAX)
+        # A crash loop (dying right after each start) backs off; a process that ran a while
+        # before it died comes back at once.
+        if time.monotonic() - instance.launched_at < QUICK_DEATH:
+            instance.quick_deaths += 1
+        else:
+            instance.quick_deaths = 0
+        delay = min(RESTART_BACKOFF * 2**instance.quick_deaths, RESTART_BACKOFF_MAX)
         instance.restart_at = time.monotonic() + delay
         self.log(
             f"fbp: {instance.name} {reason}: restart {instance.restarts} of "
