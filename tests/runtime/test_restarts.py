@@ -11,6 +11,8 @@ import sys
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 FBP = os.path.join(os.path.dirname(sys.executable), "fbp")
 LIB = pathlib.Path(__file__).parent / "lib"
@@ -223,7 +225,8 @@ def test_a_stopped_worker_is_detected_as_hung_killed_and_restarted(tmp_path):
 
 
 ENDS = """
-Seq(core/Sequence) OUT -> IN Thr(core/Throttle:capacity=4KiB) OUT -> IN Sink(probe/Sleepy:capacity=4KiB)
+Seq(core/Sequence) OUT -> IN Thr(core/Throttle:capacity=4KiB)
+Thr OUT -> IN Sink(probe/Sleepy:capacity=4KiB)
 '200' -> RATE Thr
 '0.01' -> SECONDS Sink
 """
@@ -259,3 +262,66 @@ def test_killing_a_source_or_a_sink_ends_the_run_cleanly_and_says_so(tmp_path, v
         # upstream, once the producer found its consumer gone)
         lost = {e["where"]: e["count"] for e in data["entries"] if e["kind"] == "lost"}
         assert lost.get("Thr.OUT -> Sink.IN", 0) >= 1, lost
+
+
+HYPOTHESIS_GRAPH = """
+'2000' -> COUNT Seq(core/Sequence) OUT -> IN Thr(core/Throttle)
+'2000' -> RATE Thr
+Thr OUT -> IN W(core/Repeat:workers=2,restart=always) OUT -> IN M(core/OrderedMerge)
+M OUT -> IN Rec(probe/Record)
+'{out}' -> PATH Rec
+"""
+
+
+@pytest.mark.timeout(240)
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    schedule=st.lists(
+        st.tuples(st.floats(min_value=0.05, max_value=0.4), st.integers(0, 1)),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_random_kill_schedules_every_seq_arrives_once_or_is_in_the_ledger(tmp_path, schedule):
+    folder = tmp_path / f"run{time.monotonic_ns()}"
+    folder.mkdir()
+    out, ledger = folder / "rows", folder / "ledger.json"
+    graph = folder / "chaos.fbp"
+    graph.write_text(HYPOTHESIS_GRAPH.format(out=out))
+    run = subprocess.Popen(
+        [FBP, "run", str(graph), "--path", str(LIB), "--no-status", "--ledger", str(ledger)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(0.5)
+        for delay, worker in schedule:
+            time.sleep(delay)
+            pid = _pid_of(run.pid, f"fbp: W#{worker}")
+            if pid is not None:  # it may be restarting right now
+                os.kill(pid, signal.SIGKILL)
+        _, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 0, err
+    seqs = [
+        json.loads(line)["seq"]
+        for path in folder.glob("rows.*")
+        for line in path.read_text().splitlines()
+    ]
+    data = json.loads(ledger.read_text())
+    accounted = {
+        seq
+        for entry in data["entries"]
+        if entry["kind"] in ("failed", "dropped", "lost")
+        for seq in entry["seqs"]
+    }
+    missing = set(range(2000)) - set(seqs)
+    assert missing <= accounted, sorted(missing)[:10]
+    assert len(seqs) == len(set(seqs)), "a seq arrived twice"
+    assert seqs == sorted(seqs)
