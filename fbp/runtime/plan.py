@@ -16,7 +16,8 @@ Process metadata understood here (other keys are left to later layers):
   never; default: `fbp run --hang-timeout`, 10 s).
 - `policy=reliable|latest|sampled` (default reliable), `keep=N` (latest: newest N kept,
   default 1), `rate=R` (sampled: at most R packets a second, default 10): the delivery
-  policy of the process's stream inputs (docs/running.md, "Delivery policies").
+  policy of the process's stream inputs; `policy_PORT=...` for one inport; in a JSON
+  graph an edge's `metadata.policy` for one connection (docs/running.md).
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class PlannedProcess:
     keep: int = 1
     rate: float = 10.0
     hang_timeout: float | None = None  # seconds without a heartbeat; None: the run's default
+    port_policies: dict[str, str] = field(default_factory=dict)  # `policy_PORT=...` metadata
 
     @property
     def instances(self) -> list[str]:
@@ -105,6 +107,13 @@ class PlannedConnection:
     src_port: OutPort
     tgt_port: InPort
     location: Location | None = None
+    policy: str | None = None  # this connection's delivery policy; None: the process's
+
+    def delivery(self, target: PlannedProcess) -> str:
+        """The delivery policy of this connection into `target`."""
+        if self.policy is not None:
+            return self.policy
+        return target.port_policies.get(self.tgt.port.upper(), target.policy)
 
 
 @dataclass
@@ -197,6 +206,23 @@ def analyse(graph: Graph, registry) -> tuple[Plan, list[GraphError]]:
                     )
                     continue
                 setattr(planned, key, value)
+        for key, raw in process.metadata.items():
+            if not key.lower().startswith("policy_"):
+                continue
+            value = str(raw).strip().lower()
+            port = key[len("policy_") :].upper()
+            if value not in DELIVERY_POLICIES or spec.inport(port, False) is None:
+                inports = ", ".join(p.name for p in spec.inports)
+                problems.append(
+                    graph.error(
+                        f"process '{process.name}': {key}={raw!r} needs an inport of "
+                        f"{spec.full_name} ({inports}) and one of {', '.join(DELIVERY_POLICIES)}",
+                        process.location,
+                        hint=f"e.g. {process.name}({process.component}:policy_IN=latest)",
+                    )
+                )
+                continue
+            planned.port_policies[port] = value
         limit, problem = _metadata_int(graph, process, "max_restarts", 0, 1_000_000)
         if problem:
             problems.append(problem)
@@ -310,7 +336,21 @@ def analyse(graph: Graph, registry) -> tuple[Plan, list[GraphError]]:
                 )
             )
             continue
-        connections.append(PlannedConnection(number, src, tgt, src_port, tgt_port, where))
+        planned_connection = PlannedConnection(number, src, tgt, src_port, tgt_port, where)
+        # A JSON graph can give one connection its own policy (edge metadata "policy").
+        edge_policy = (connection.metadata or {}).get("policy")
+        if edge_policy is not None:
+            if str(edge_policy) not in DELIVERY_POLICIES:
+                problems.append(
+                    graph.error(
+                        f"connection {src} -> {tgt}: policy={edge_policy!r} must be one of "
+                        f"{', '.join(DELIVERY_POLICIES)}",
+                        where,
+                    )
+                )
+                continue
+            planned_connection.policy = str(edge_policy)
+        connections.append(planned_connection)
 
     connected_inputs = {(c.tgt.process, c.tgt.port) for c in connections}
     for planned in processes.values():

@@ -316,7 +316,7 @@ class Supervisor:
                             "config": connection.tgt_port.config,
                             # rings of one connection from several workers: brackets merge
                             "group": connection.number,
-                            "policy": target.policy,
+                            "policy": connection.delivery(target),
                             "keep": target.keep,
                             "rate": target.rate,
                         }

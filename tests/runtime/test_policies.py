@@ -44,7 +44,7 @@ def run(tmp_path, policy):
 
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize(
-    "policy", ["policy=latest", "policy=latest,keep=4", "policy=sampled,rate=5"]
+    "policy", ["policy=latest", "policy=latest,keep=4", "policy=sampled,rate=5", "policy_IN=latest"]
 )
 def test_a_slow_viewer_drops_instead_of_slowing_the_producer(tmp_path, policy):
     (seen, everything), elapsed, ledger, err = run(tmp_path, policy)
@@ -55,6 +55,7 @@ def test_a_slow_viewer_drops_instead_of_slowing_the_producer(tmp_path, policy):
     (entry,) = [e for e in ledger["entries"] if e["kind"] == "dropped"]
     assert entry["where"] == "Thr.OUT -> View.IN"
     assert entry["reason"] == f"policy={policy.split(',')[0].split('=')[1]}"
+    assert ledger["totals"]["dropped"] == entry["count"]
     assert entry["count"] == 1500 - seen  # every packet is either seen or in the ledger
     if "sampled" in policy:
         assert seen <= 5 * elapsed + 5  # at most RATE a second
@@ -67,3 +68,36 @@ def test_bad_policy_metadata_is_reported(tmp_path):
     result = subprocess.run([FBP, "run", str(graph)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert "policy='newest' must be one of reliable, latest, sampled" in result.stderr
+
+
+@pytest.mark.timeout(90)
+def test_a_json_graph_gives_one_connection_its_policy(tmp_path):
+    from fbp.graph import parse
+
+    text = GRAPH.format(policy="capacity=4KiB").replace(",capacity=4KiB)", ")")
+    graph = parse(text, file="viewer.fbp").to_json()
+    for edge in graph["connections"]:
+        if edge.get("tgt", {}).get("process") == "View" and "src" in edge:
+            edge["metadata"] = {"policy": "latest"}
+    path = tmp_path / "viewer.json"
+    path.write_text(json.dumps(graph))
+    result = subprocess.run(
+        [
+            FBP,
+            "run",
+            str(path),
+            "--path",
+            str(LIB),
+            "--no-status",
+            "--ledger",
+            str(tmp_path / "l.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=80,
+    )
+    assert result.returncode == 0, result.stderr
+    seen, everything = sorted(int(line) for line in result.stdout.split())
+    assert everything == 1500 and seen < 500
+    ledger = json.loads((tmp_path / "l.json").read_text())
+    assert ledger["totals"]["dropped"] == 1500 - seen
