@@ -36,6 +36,15 @@ _OPEN = RecordKind.OPEN
 _CLOSE = RecordKind.CLOSE
 
 
+class _Detached(bytearray):
+    """A record copied out of its ring (a policy drain holding it must not pin the ring)."""
+
+    kind = _DATA
+
+    def release(self) -> None:
+        """Nothing to free: the copy is ordinary memory."""
+
+
 class PolicyDrain:
     """The `latest` and `sampled` delivery policies of one input ring (see docs/running.md).
 
@@ -103,6 +112,7 @@ class PolicyDrain:
             self._next_sample = now + self.interval
         self.queue.append(record)
         self.data_held += 1
+        self._loosen(len(record))
         while self.policy == "latest" and self.data_held > self.keep:
             for position, held in enumerate(self.queue):
                 if held.kind == _DATA:
@@ -111,6 +121,22 @@ class PolicyDrain:
                     self.data_held -= 1
                     self.dropped += 1
                     break
+
+    def _loosen(self, size: int) -> None:
+        """Copy held records out of the ring when another of this size would not fit.
+
+        Holding records pins their ring space; with frames as large as half the ring, the
+        producer could then wait for the consumer, which this policy must never let happen.
+        """
+        stats = self.ring.raw_stats()
+        if stats["capacity"] - stats["fill_bytes"] >= 2 * size:
+            return
+        for position, held in enumerate(self.queue):
+            if not isinstance(held, _Detached):
+                copy = _Detached(held)
+                copy.kind = held.kind
+                held.release()
+                self.queue[position] = copy
 
     def _maybe_report(self, force: bool = False) -> None:
         now = time.monotonic()
