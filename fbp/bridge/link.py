@@ -70,6 +70,7 @@ class LinkSender:
         self.socket.connect(endpoint)
         self.peer_timeout = peer_timeout
         self.report = report or (lambda text: None)
+        self.socket.setsockopt(zmq.SNDHWM, 4 * WINDOW)
         self.next_seq = 0
         self.acked = -1
         self.credit = WINDOW
@@ -102,6 +103,8 @@ class LinkSender:
 
     def _fill(self) -> None:
         while not self.ended and len(self.in_flight) < self.credit:
+            if not self.socket.poll(0, zmq.POLLOUT):
+                return  # ZeroMQ's queue is full: read the ring again when it drains
             try:
                 record = self.ring.recv(0)
             except RingEmpty:
@@ -120,17 +123,19 @@ class LinkSender:
             self.next_seq += 1
             self.sent += 1
 
-    def _send(self, seq: int, kind: int, payload) -> None:
+    def _send(self, seq: int, kind: int, payload) -> bool:
         header = msgpack.packb({"seq": seq, "kind": kind})
         try:
             self.socket.send_multipart([b"D", header, payload], zmq.NOBLOCK, copy=False)
         except zmq.Again:
-            pass  # the resend after RESEND_AFTER brings it
+            return False  # the next resend brings it
+        return True
 
     def _resend(self) -> None:
         for seq, (kind, held) in self.in_flight.items():
             payload = held[0] if isinstance(held, tuple) else held
-            self._send(seq, kind, payload)
+            if not self._send(seq, kind, payload):
+                return
             self.resent += 1
 
     def _handle(self, parts) -> None:
@@ -180,6 +185,7 @@ class LinkReceiver:
         self.peer_timeout = peer_timeout
         self.report = report or (lambda text: None)
         self.expected = 0
+        self.pending = None  # a message waiting for space in the ring
         self.peer: bytes | None = None
         self.received = self.duplicates = 0
         self.ended = False
@@ -189,8 +195,13 @@ class LinkReceiver:
     def step(self, timeout: float = 0.05) -> None:
         """Receive what arrived, write it in order, acknowledge, beat."""
         progressed = False
-        if self.socket.poll(int(timeout * 1000), zmq.POLLIN):
-            while self.socket.poll(0, zmq.POLLIN):
+        if self.pending is not None:
+            # the ring was full: wait for space here, reading nothing more meanwhile (the
+            # sender runs out of credit: back-pressure)
+            parts, self.pending = self.pending, None
+            progressed = self._handle(parts, wait=timeout)
+        elif self.socket.poll(int(timeout * 1000), zmq.POLLIN):
+            while self.pending is None and self.socket.poll(0, zmq.POLLIN):
                 progressed |= self._handle(self.socket.recv_multipart(copy=False))
         now = time.monotonic()
         if self.peer is not None and (progressed or now - self.last_beat >= HEARTBEAT):
@@ -200,7 +211,7 @@ class LinkReceiver:
             self.peer_lost = True
             self.report(f"link from the sending end silent for {self.peer_timeout:g} s")
 
-    def _handle(self, parts) -> bool:
+    def _handle(self, parts, wait: float = 0.0) -> bool:
         self.peer = bytes(parts[0])
         self.last_heard = time.monotonic()
         if self.peer_lost:
@@ -220,9 +231,10 @@ class LinkReceiver:
             self.ended = True
         else:
             try:
-                self.ring.send(parts[3].buffer, 0, kind)
+                self.ring.send(parts[3].buffer, wait, kind)
             except RingFull:
-                return False  # no credit for it: it comes again, no ack meanwhile
+                self.pending = parts  # written once there is space
+                return False
             except BrokenConnection:
                 self.ended = True
                 return False
