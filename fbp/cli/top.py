@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -11,6 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from fbp.errors import FBPError
+
+SCRIPT_WIDTH = 200  # columns of a frame written to a pipe or file
 
 COMMAND = "top"
 HELP = "live terminal view of a running network: processes, connections, rates, fill"
@@ -103,7 +106,10 @@ def run(args: argparse.Namespace) -> int:
 
     from fbp.observe.client import endpoint_for
 
-    console = Console()
+    # Piped into a script or a file, rich would squeeze the tables into 80 columns and
+    # cut names ("core/Thr…"); a reader there wants whole names, so allow wide lines.
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    console = Console(width=SCRIPT_WIDTH if piped else None)
     try:
         endpoint = endpoint_for(args.run, args.url, args.token)
         snapshot = endpoint.snapshot()

@@ -54,7 +54,11 @@ def fbp(*args, runs_dir):
         capture_output=True,
         text=True,
         timeout=30,
-        env={**os.environ, "XDG_RUNTIME_DIR": str(runs_dir), "COLUMNS": "200"},
+        # no COLUMNS: `fbp top --once` into a pipe must not cut names on its own
+        env={
+            **{key: value for key, value in os.environ.items() if key != "COLUMNS"},
+            "XDG_RUNTIME_DIR": str(runs_dir),
+        },
     )
 
 
@@ -125,7 +129,8 @@ def test_fbp_top_once_and_fbp_ui_find_the_run(network, runs_dir):
     time.sleep(1.5)
     top = fbp("top", "--once", runs_dir=runs_dir)
     assert top.returncode == 0, top.stderr
-    for text in ("processes", "connections", "Seq", "core/Throttle", "Thr.OUT -> Drop.IN"):
+    for text in ("processes", "connections", "Seq", "core/Throttle", "Thr.OUT -> Drop.IN",
+                 "running", "RSS MiB", "restarts"):  # fmt: skip
         assert text in top.stdout, top.stdout
     ui = fbp("ui", runs_dir=runs_dir)
     assert ui.returncode == 0, ui.stderr
