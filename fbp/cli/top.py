@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
 
@@ -12,12 +14,14 @@ from rich.text import Text
 
 from fbp.errors import FBPError
 
+SCRIPT_WIDTH = 200  # columns of a frame written to a pipe or file
+
 COMMAND = "top"
 HELP = "live terminal view of a running network: processes, connections, rates, fill"
 DESCRIPTION = """\
 Show a running network in the terminal, refreshed every second: each process's state,
 CPU %, memory, packets in and out, rate, errors and restarts, and each connection's
-packets/s, MB/s, fill level and drops. Ctrl-C leaves (the network goes on).
+packets/s, MB/s, fill level and drops. q or Ctrl-C leaves (the network goes on).
 
 The network is found in your run folder (every `fbp run` registers there): the only one,
 or the one named by pid or graph name. A run on another host: --url and --token (from
@@ -96,14 +100,45 @@ def render(snapshot: dict) -> Group:
     return Group(header, processes, connections)
 
 
+@contextlib.contextmanager
+def _keys():
+    """Yield `pressed(timeout) -> str` (a key, or "" after timeout) for the `q` key.
+
+    The terminal is put in cbreak mode (keys arrive unbuffered, Ctrl-C still interrupts)
+    and restored on exit; without a terminal on stdin, `pressed` only waits.
+    """
+    if not sys.stdin.isatty():
+        yield lambda timeout: time.sleep(timeout) or ""
+        return
+    import select
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+
+    def pressed(timeout: float) -> str:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        return os.read(fd, 1).decode(errors="replace") if ready else ""
+
+    tty.setcbreak(fd)
+    try:
+        yield pressed
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Show the network until Ctrl-C (or once)."""
+    """Show the network until q or Ctrl-C (or once)."""
     from rich.console import Console
     from rich.live import Live
 
     from fbp.observe.client import endpoint_for
 
-    console = Console()
+    # Piped into a script or a file, rich would squeeze the tables into 80 columns and
+    # cut names ("core/Thr…"); a reader there wants whole names, so allow wide lines.
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    console = Console(width=SCRIPT_WIDTH if piped else None)
     try:
         endpoint = endpoint_for(args.run, args.url, args.token)
         snapshot = endpoint.snapshot()
@@ -114,9 +149,13 @@ def run(args: argparse.Namespace) -> int:
         console.print(render(snapshot))
         return 0
     try:
-        with Live(render(snapshot), console=console, auto_refresh=False, screen=False) as live:
+        with (
+            _keys() as pressed,
+            Live(render(snapshot), console=console, auto_refresh=False, screen=False) as live,
+        ):
             while snapshot["state"] != "finished":
-                time.sleep(args.interval)
+                if pressed(args.interval) in ("q", "Q"):
+                    return 0
                 try:
                     snapshot = endpoint.snapshot()
                 except FBPError:

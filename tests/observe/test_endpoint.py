@@ -54,7 +54,11 @@ def fbp(*args, runs_dir):
         capture_output=True,
         text=True,
         timeout=30,
-        env={**os.environ, "XDG_RUNTIME_DIR": str(runs_dir), "COLUMNS": "200"},
+        # no COLUMNS: `fbp top --once` into a pipe must not cut names on its own
+        env={
+            **{key: value for key, value in os.environ.items() if key != "COLUMNS"},
+            "XDG_RUNTIME_DIR": str(runs_dir),
+        },
     )
 
 
@@ -125,7 +129,8 @@ def test_fbp_top_once_and_fbp_ui_find_the_run(network, runs_dir):
     time.sleep(1.5)
     top = fbp("top", "--once", runs_dir=runs_dir)
     assert top.returncode == 0, top.stderr
-    for text in ("processes", "connections", "Seq", "core/Throttle", "Thr.OUT -> Drop.IN"):
+    for text in ("processes", "connections", "Seq", "core/Throttle", "Thr.OUT -> Drop.IN",
+                 "running", "RSS MiB", "restarts"):  # fmt: skip
         assert text in top.stdout, top.stdout
     ui = fbp("ui", runs_dir=runs_dir)
     assert ui.returncode == 0, ui.stderr
@@ -136,6 +141,39 @@ def test_fbp_top_once_and_fbp_ui_find_the_run(network, runs_dir):
         "top", "--once", "--url", running.entry["url"], "--token", "bad", runs_dir=runs_dir
     )
     assert remote.returncode == 1 and "refused the token" in remote.stderr
+    _live_top_leaves_on_q(runs_dir)
+    assert running.process.poll() is None  # leaving `fbp top` leaves the network alone
     running.stop()
     gone = fbp("top", "--once", runs_dir=runs_dir)
     assert gone.returncode == 1 and "no fbp run is running" in gone.stderr
+
+
+def _live_top_leaves_on_q(runs_dir) -> None:
+    """The live view in a real terminal (a pty) refreshes, and `q` leaves it."""
+    import pty
+    import select
+
+    controller, terminal = pty.openpty()
+    top = subprocess.Popen(
+        [FBP, "top", "--interval", "0.3"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env={**os.environ, "XDG_RUNTIME_DIR": str(runs_dir), "COLUMNS": "200"},
+        close_fds=True,
+    )
+    os.close(terminal)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 20
+        while seen.count(b"connections") < 2 and time.monotonic() < deadline:
+            if select.select([controller], [], [], 0.5)[0]:
+                seen += os.read(controller, 65536)
+        assert seen.count(b"connections") >= 2, seen[-2000:]  # at least one refresh
+        os.write(controller, b"q")
+        assert top.wait(timeout=10) == 0
+    finally:
+        if top.poll() is None:
+            top.kill()
+            top.wait()
+        os.close(controller)
