@@ -391,14 +391,7 @@ class Supervisor:
                 signal.signal(sig, handler)
             self._kill_all()
             for instance in self.instances.values():
-                for fd in (instance.control_fd,):
-                    if fd is not None:
-                        try:
-                            os.close(fd)
-                        except OSError:
-                            pass
-                if instance.popen and instance.popen.stderr:
-                    instance.popen.stderr.close()
+                self._close_pipes(instance)
             selector.close()
             if self.display is not None:
                 self.display.stop()
@@ -706,16 +699,20 @@ class Supervisor:
             f"{planned.max_restarts} in {delay:.1f} s"
         )
 
-    def _relaunch(self, instance: Instance) -> None:
-        instance.restart_at = None
-        for fd in (instance.control_fd,):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+    @staticmethod
+    def _close_pipes(instance: Instance) -> None:
+        """Close our ends of a child's control and stderr pipes."""
+        if instance.control_fd is not None:
+            try:
+                os.close(instance.control_fd)
+            except OSError:
+                pass
         if instance.popen is not None and instance.popen.stderr:
             instance.popen.stderr.close()
+
+    def _relaunch(self, instance: Instance) -> None:
+        instance.restart_at = None
+        self._close_pipes(instance)
         instance.buffers = {}
         instance.unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
         self._launch(instance)

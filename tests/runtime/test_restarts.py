@@ -38,36 +38,52 @@ def _pid_of(parent: int, title: str) -> int | None:
     return None
 
 
+class Chaos:
+    """`fbp run` in the background, and signals for its processes (found by title)."""
+
+    def __init__(self, *args) -> None:
+        self.run = subprocess.Popen(
+            [FBP, "run", *map(str, args), "--no-status"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def signal(self, process: str, signum=signal.SIGKILL, wait: float = 5.0) -> bool:
+        """Send `signum` to the process titled `fbp: PROCESS`; False if it is not there."""
+        deadline = time.monotonic() + wait
+        while True:
+            pid = _pid_of(self.run.pid, f"fbp: {process}")
+            if pid is not None:
+                os.kill(pid, signum)
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
+    def finish(self, timeout: float = 60) -> tuple[int, str, str]:
+        """Wait for the end: (exit status, stdout, stderr)."""
+        try:
+            out, err = self.run.communicate(timeout=timeout)
+        finally:
+            if self.run.poll() is None:
+                self.run.kill()
+                self.run.communicate()
+        return self.run.returncode, out, err
+
+
 @pytest.mark.timeout(90)
 def test_killing_workers_again_and_again_loses_nothing(tmp_path):
     graph = tmp_path / "chaos.fbp"
     graph.write_text(CHAOS)
     ledger = tmp_path / "ledger.json"
-    run = subprocess.Popen(
-        [FBP, "run", str(graph), "--no-status", "--ledger", str(ledger)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    killed = []
-    try:
-        time.sleep(2.0)
-        for number in range(4):  # Rep#0, Rep#1, Rep#0, Rep#1, while packets flow
-            pid = None
-            deadline = time.monotonic() + 5
-            while pid is None and time.monotonic() < deadline:
-                pid = _pid_of(run.pid, f"fbp: Rep#{number % 2}")
-                time.sleep(0.05)
-            assert pid is not None, "worker not found"
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-            time.sleep(1.2)
-        out, err = run.communicate(timeout=60)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.communicate()
-    assert run.returncode == 0, err
+    chaos = Chaos(graph, "--ledger", ledger)
+    time.sleep(2.0)
+    for number in range(4):  # Rep#0, Rep#1, Rep#0, Rep#1, while packets flow
+        assert chaos.signal(f"Rep#{number % 2}"), "worker not found"
+        time.sleep(1.2)
+    status, out, err = chaos.finish()
+    assert status == 0, err
     assert out == "200000\n", err  # exactly once, in order: OrderedMerge drops the replays
     assert err.count("restart 1 of 10") == 2 and err.count("restart 2 of 10") == 2, err
     # Repeat is idle most of the time here, so a kill may find nothing to replay; the
@@ -95,24 +111,12 @@ def test_a_busy_worker_killed_gets_its_packets_again(tmp_path):
     graph = tmp_path / "busy.fbp"
     graph.write_text(BUSY)
     ledger = tmp_path / "ledger.json"
-    run = subprocess.Popen(
-        [FBP, "run", str(graph), "--no-status", "--ledger", str(ledger)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        for _ in range(2):
-            time.sleep(1.0)
-            pid = _pid_of(run.pid, "fbp: Slow")
-            assert pid is not None
-            os.kill(pid, signal.SIGKILL)
-        out, err = run.communicate(timeout=40)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.communicate()
-    assert run.returncode == 0, err
+    chaos = Chaos(graph, "--ledger", ledger)
+    for _ in range(2):
+        time.sleep(1.0)
+        assert chaos.signal("Slow")
+    status, out, err = chaos.finish(40)
+    assert status == 0, err
     assert out == "3000\n", err
     data = json.loads(ledger.read_text())
     (entry,) = [e for e in data["entries"] if e["kind"] == "replayed"]
@@ -200,24 +204,12 @@ def test_a_process_that_dies_for_good_leaves_its_waiting_packets_in_the_ledger(t
 def test_a_stopped_worker_is_detected_as_hung_killed_and_restarted(tmp_path):
     graph = tmp_path / "hang.fbp"
     graph.write_text(BUSY.replace("restart=on-crash", "restart=on_crash,hang_timeout=2"))
-    run = subprocess.Popen(
-        [FBP, "run", str(graph), "--no-status"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        time.sleep(1.0)
-        pid = _pid_of(run.pid, "fbp: Slow")
-        assert pid is not None
-        os.kill(pid, signal.SIGSTOP)
-        stopped = time.monotonic()
-        out, err = run.communicate(timeout=40)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.communicate()
-    assert run.returncode == 0, err
+    chaos = Chaos(graph)
+    time.sleep(1.0)
+    assert chaos.signal("Slow", signal.SIGSTOP)
+    stopped = time.monotonic()
+    status, out, err = chaos.finish(40)
+    assert status == 0, err
     assert "Slow hung (no heartbeat for 2 s)" in err
     assert "Slow killed by signal SIGKILL: restart 1 of 10" in err
     assert out == "3000\n"
@@ -238,23 +230,11 @@ def test_killing_a_source_or_a_sink_ends_the_run_cleanly_and_says_so(tmp_path, v
     graph = tmp_path / "ends.fbp"
     graph.write_text(ENDS)
     ledger = tmp_path / "ledger.json"
-    run = subprocess.Popen(
-        [FBP, "run", str(graph), "--path", str(LIB), "--no-status", "--ledger", str(ledger)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        time.sleep(1.5)
-        pid = _pid_of(run.pid, f"fbp: {victim}")
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL)
-        _, err = run.communicate(timeout=40)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.communicate()
-    assert run.returncode == 1, err
+    chaos = Chaos(graph, "--path", LIB, "--ledger", ledger)
+    time.sleep(1.5)
+    assert chaos.signal(victim)
+    status, _, err = chaos.finish(40)
+    assert status == 1, err
     assert f"{victim} (" in err and "killed by signal SIGKILL" in err
     data = json.loads(ledger.read_text())
     if victim == "Sink":
@@ -290,25 +270,13 @@ def test_random_kill_schedules_every_seq_arrives_once_or_is_in_the_ledger(tmp_pa
     out, ledger = folder / "rows", folder / "ledger.json"
     graph = folder / "chaos.fbp"
     graph.write_text(HYPOTHESIS_GRAPH.format(out=out))
-    run = subprocess.Popen(
-        [FBP, "run", str(graph), "--path", str(LIB), "--no-status", "--ledger", str(ledger)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        time.sleep(0.5)
-        for delay, worker in schedule:
-            time.sleep(delay)
-            pid = _pid_of(run.pid, f"fbp: W#{worker}")
-            if pid is not None:  # it may be restarting right now
-                os.kill(pid, signal.SIGKILL)
-        _, err = run.communicate(timeout=60)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.communicate()
-    assert run.returncode == 0, err
+    chaos = Chaos(graph, "--path", LIB, "--ledger", ledger)
+    time.sleep(0.5)
+    for delay, worker in schedule:
+        time.sleep(delay)
+        chaos.signal(f"W#{worker}", wait=0.0)  # it may be restarting right now
+    status, _, err = chaos.finish()
+    assert status == 0, err
     seqs = [
         json.loads(line)["seq"]
         for path in folder.glob("rows.*")
