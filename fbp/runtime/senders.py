@@ -156,9 +156,8 @@ class SampleTap:
         self.next_time = 0.0
         self.copied = 0
 
-    def due(self) -> bool:
-        """True when this packet should be copied (cheap: a clock read most of the time)."""
-        now = time.monotonic()
+    def due(self, now: float) -> bool:
+        """True when the packet sent at `now` should be copied."""
         if now < self.next_time:
             return False
         self.next_time = now + self.interval
@@ -206,11 +205,20 @@ class Sender:
         self._all = [d for group in destinations.values() for d in group]
         self._taps_by_index = taps or {}
         self._taps = [t for group in self._taps_by_index.values() for t in group]
+        self._next_tap = 0.0  # earliest time a tap may want a copy
         self.sent = 0
 
     def _due_taps(self, index: int | None) -> list[SampleTap]:
+        # The per-packet cost of watching: one clock read, until some tap is due.
+        if not self._taps:
+            return []
+        now = time.monotonic()
+        if now < self._next_tap:
+            return []
         taps = self._taps if index is None else self._taps_by_index.get(index, ())
-        return [tap for tap in taps if tap.due()] if taps else []
+        due = [tap for tap in taps if tap.due(now)]
+        self._next_tap = min(tap.next_time for tap in self._taps)
+        return due
 
     @property
     def connected(self) -> bool:

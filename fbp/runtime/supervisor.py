@@ -91,6 +91,7 @@ class Instance:
     restart_at: float | None = None  # a restart is due at this monotonic time
     launched_at: float = 0.0
     quick_deaths: int = 0  # consecutive deaths within QUICK_DEATH seconds of a start
+    fatal: str | None = None  # the failure it reported before dying, as in `failures`
     last_heard: float = 0.0  # monotonic time of its last control message (heartbeats)
     started: bool = False  # set up and beating
 
@@ -558,7 +559,8 @@ class Supervisor:
             if message.get("traceback"):
                 sys.stderr.write(_indent(message["traceback"]))
         elif kind == "fatal":
-            self.failures.append(f"{instance.name}: {message['error']}")
+            instance.fatal = f"{instance.name}: {message['error']}"
+            self.failures.append(instance.fatal)
             sys.stderr.write(f"{instance.name}: failed: {message['error']}\n")
             sys.stderr.write(_indent(message["traceback"]))
         elif kind == "done":
@@ -611,7 +613,7 @@ class Supervisor:
         else:
             reason = f"exited with status {returncode}"
         message = f"{instance.name} ({status.component}, pid {status.pid}) {reason}"
-        if not any(f.startswith(f"{instance.name}:") for f in self.failures) or returncode < 0:
+        if instance.fatal is None or returncode < 0:
             self.failures.append(message)
         sys.stderr.write(f"fbp: process {message}\n")
         # What waited in its input rings (received or not) will never be processed.
@@ -660,8 +662,7 @@ class Supervisor:
         if self.stopping or self.interrupts:
             return False
         planned = self.plan.processes[instance.process]
-        reported = any(f.startswith(f"{instance.name}:") for f in self.failures)
-        if reported:
+        if instance.fatal is not None:
             # the child reported its failure (an exception, or on_error=fail|restart)
             wanted = planned.restart == "always" or planned.on_error == "restart"
         else:
@@ -678,7 +679,9 @@ class Supervisor:
             reason = f"killed by signal {signal.Signals(-returncode).name}"
         else:
             reason = f"exited with status {returncode}"
-        self.failures = [f for f in self.failures if not f.startswith(f"{instance.name}:")]
+        if instance.fatal is not None:  # handled by the restart, not a failure of the run
+            self.failures.remove(instance.fatal)
+            instance.fatal = None
         # What it had received and not finished comes again from its input rings (the ring
         # frees a record only when released): count it where it happened.
         for name in instance.inputs:
