@@ -48,6 +48,7 @@ __all__ = [
     "list_segments",
     "new_segment_name",
     "remove_stale_segments",
+    "remove_segments_of",
     "wait_any",
 ]
 
@@ -344,5 +345,18 @@ def remove_stale_segments(all_tags: bool = False) -> list[str]:
     removed = []
     for info in list_segments(all_tags):
         if not info.owner_alive and _core.unlink_segment(info.name):
+            removed.append(info.name)
+    return removed
+
+
+def remove_segments_of(pid: int) -> list[str]:
+    """Unlink every fbp segment (any tag) created by process `pid`; return their names.
+
+    For the janitor of a killed process (fbp.runtime.janitor): the caller knows the owner
+    is gone, so its segments go whether or not a reused pid looks alive.
+    """
+    removed = []
+    for info in list_segments(all_tags=True):
+        if info.owner_pid == pid and _core.unlink_segment(info.name):
             removed.append(info.name)
     return removed

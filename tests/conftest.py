@@ -31,6 +31,11 @@ def pytest_sessionstart(session):
             f"tests imported fbp from the source tree ({installed}); install the package "
             "(`pip install '.[test]'`) and run `pytest` from a virtual environment."
         )
+    # Supervisors run inside this process start its janitor (fbp.runtime.janitor) once; it
+    # lives as long as the session, so start it before any test counts child processes.
+    from fbp.runtime.janitor import ensure_janitor
+
+    ensure_janitor()
 
 
 def fbp_segments() -> set[str]:

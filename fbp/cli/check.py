@@ -22,9 +22,13 @@ processes redeclared with another component or other metadata; exports to undefi
 processes; connections the reference parser would silently drop (a bare name in the middle
 of a chain, dangling ports, an IIP after '->'); x/y metadata that is not a number.
 
+With --hosts (as `fbp run` takes it) it also shows where every process would run and
+which connections cross hosts, and reports processes whose node= names no host.
+
 examples:
   fbp check graphs/sx_hitfinding.fbp
   fbp check graphs/*.fbp
+  fbp check split.fbp --hosts det=local,gpu=tcp://10.0.0.2:7000
 """
 
 # Later layers (component registry, port types) add checks here without touching this file:
@@ -38,6 +42,11 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--case-sensitive", action="store_true", help="keep the case of port and export names"
     )
+    parser.add_argument(
+        "--hosts",
+        metavar="NAME=local|NAME=tcp://HOST:PORT,...",
+        help="also show the placement on these hosts (see `fbp run --hosts`)",
+    )
 
 
 def extra_checks():
@@ -49,6 +58,26 @@ def extra_checks():
             raise
         return ()
     return tuple(getattr(module, "CHECKS", ()))
+
+
+def _show_placement(graph, hosts_text: str) -> int:
+    """Print where each process runs; return the number of problems printed."""
+    from fbp.cluster.placement import parse_hosts, place
+    from fbp.registry import Registry
+    from fbp.runtime.plan import make_plan
+
+    try:
+        placement = place(make_plan(graph, Registry()), parse_hosts(hosts_text))
+    except ValueError as exc:
+        print(f"fbp check: {exc}", file=sys.stderr)
+        return 1
+    except ExceptionGroup as group:
+        for problem in group.exceptions:
+            print(problem.format(), file=sys.stderr)
+        return len(group.exceptions)
+    for line in placement.describe().splitlines():
+        print(f"  {line}")
+    return 0
 
 
 def run(args) -> int:
@@ -76,6 +105,11 @@ def run(args) -> int:
                 f"{path}: ok ({len(graph.processes)} processes, "
                 f"{len(graph.connections)} connections)"
             )
+            if args.hosts:
+                placement_problems = _show_placement(graph, args.hosts)
+                if placement_problems:
+                    failed += 1
+                    total += placement_problems
     if failed:
         noun = "problem" if total == 1 else "problems"
         print(f"{total} {noun} in {failed} of {len(args.files)} file(s)", file=sys.stderr)

@@ -26,12 +26,18 @@ While it runs, the network serves a web dashboard, a JSON API and Prometheus met
 127.0.0.1 (token-protected): `--ui` prints the dashboard's URL; `fbp ui` prints it for a
 network already running, `fbp top` shows it in the terminal (docs/dashboard.md).
 
+Across hosts: with --hosts, processes run on the host their `node=NAME` metadata names
+(the others here); start `fbp agent` on every other host first. Connections between
+hosts become lossless ZeroMQ links; Ctrl-C, end of stream and failures reach every host
+(docs/hosts.md).
+
 examples:
   fbp run graphs/count.fbp
   fbp run graphs/count.fbp --set Seq.COUNT=10
   fbp run pipeline.fbp --path ./my_components --timeout 60 --quiet
   fbp run graphs/sx_hitfinding.fbp --set Sim.FRAMES=0 --ui
   fbp run graphs/sx_hitfinding.fbp --ui 0.0.0.0:8765     # reachable from other hosts
+  fbp run split.fbp --hosts det=local,gpu=tcp://10.0.0.2:7000 --keys ~/.fbp/keys
 """
 
 
@@ -91,6 +97,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write the loss ledger (packets failed, replayed, dropped, lost) as JSON",
     )
     parser.add_argument(
+        "--hosts",
+        metavar="NAME=local|NAME=tcp://HOST:PORT,...",
+        help="run across hosts: a process with node=NAME runs on that host (`local`: here, "
+        "else the `fbp agent` listening at that address); processes without node= run here",
+    )
+    parser.add_argument(
+        "--keys",
+        metavar="DIR",
+        help="CurveZMQ key folder (`fbp keys generate DIR`), the same on every host: "
+        "encrypts and authenticates the agents and links of --hosts",
+    )
+    parser.add_argument(
+        "--host-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="a host silent for S seconds is lost: reported, its links end, the run stops "
+        "(default 10)",
+    )
+    parser.add_argument(
         "--no-observe",
         action="store_true",
         help="no dashboard, metrics endpoint or previews for this run",
@@ -136,6 +162,47 @@ def apply_sets(graph, sets: list[str]) -> None:
         graph.connections.append(Connection(None, PortRef(process, key), value, {}, where))
 
 
+def _across_hosts(args, graph, plan, log) -> dict | None:
+    """Supervisor arguments for a run across hosts, or None after printing why not."""
+    import os
+
+    from fbp.cluster.coordinator import ClusterError, RemoteHosts
+    from fbp.cluster.keys import load_keys
+    from fbp.cluster.placement import parse_hosts, place
+    from fbp.graph.jsonio import graph_to_json
+
+    try:
+        placement = place(plan, parse_hosts(args.hosts))
+        load_keys(args.keys)
+    except ValueError as exc:
+        print(f"fbp run: {exc}", file=sys.stderr)
+        return None
+    except ExceptionGroup as group:
+        for problem in group.exceptions:
+            print(problem.format(), file=sys.stderr)
+        return None
+    options = {"placement": placement, "keys": args.keys}
+    if not placement.remote_hosts:
+        return options
+    remote = RemoteHosts(
+        placement,
+        graph_json=graph_to_json(graph),
+        file=str(args.file),
+        paths=[os.path.abspath(p) for p in args.path],
+        keys=args.keys,
+        host_timeout=args.host_timeout,
+        hang_timeout=args.hang_timeout,
+        log=log,
+        err=lambda text: (sys.stderr.write(text), sys.stderr.flush()),
+    )
+    try:
+        remote.connect()
+    except ClusterError as exc:
+        print(f"fbp run: nothing was started:\n{exc}", file=sys.stderr)
+        return None
+    return {**options, "remote": remote, "link_bind": remote.bind_address}
+
+
 def run(args: argparse.Namespace) -> int:
     from fbp.graph import load
     from fbp.registry import Registry
@@ -156,6 +223,13 @@ def run(args: argparse.Namespace) -> int:
     live = not args.quiet and not args.no_status and sys.stdout.isatty() and sys.stderr.isatty()
     display = LiveDisplay() if live else None
     log = None if args.quiet else (display.log if display else PlainLog())
+    across = {}
+    if args.hosts:
+        across = _across_hosts(args, graph, plan, log)
+        if across is None:
+            return 1
+    elif any("node" in p.metadata for p in graph.processes.values()) and log:
+        log("fbp: processes name a node= but no --hosts was given: every process runs here")
     supervisor = Supervisor(
         plan,
         paths=args.path,
@@ -163,7 +237,10 @@ def run(args: argparse.Namespace) -> int:
         display=display,
         timeout=args.timeout,
         hang_timeout=args.hang_timeout,
+        **across,
     )
+    if across.get("remote") is not None:
+        across["remote"].attach(supervisor)
     observer = None
     if not args.no_observe:
         from fbp.observe import Observer

@@ -167,6 +167,8 @@ class PreviewTaps:
             source = plan.processes[connection.src.process]
             capacity = plan.processes[connection.tgt.process].capacity
             for number, instance in enumerate(source.instances):
+                if instance not in supervisor.instances:
+                    continue  # runs on another host (fbp.cluster)
                 name = new_segment_name(f"view{connection.number}-{number}")
                 ring = Ring.create(capacity, name)
                 key = f"{connection.number}/{number}"

@@ -13,6 +13,9 @@ the supervisor over a control pipe (fd given in the spec) with msgpack messages:
 Signals: SIGINT is ignored (the supervisor decides what Ctrl-C means); SIGUSR1 asks a
 source to stop after its current packet; the child dies with its parent (PR_SET_PDEATHSIG),
 so nothing outlives a killed `fbp run`.
+
+A spec with `"bridge"` runs one end of a link across hosts instead of a component
+(fbp.bridge.process).
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ class Control:
 HEARTBEAT_INTERVAL = 0.5
 
 
-def _start_heartbeat(control: Control) -> None:
+def start_heartbeat(control: Control) -> None:
     """Tell the supervisor twice a second that this process is alive and not stopped.
 
     A daemon thread: it needs the GIL for a moment every beat, so a process stopped by a
@@ -252,7 +255,7 @@ def run(spec: dict, control: Control) -> int:
         logger=logger,
     )
     executor.instance._publish_preview = PreviewPublisher(control)
-    _start_heartbeat(control)
+    start_heartbeat(control)
     control.send({"t": "state", "state": "running"})
     executor.run()
     receiver.close()
@@ -280,6 +283,10 @@ def main() -> int:
         pass
     control = Control(spec["control_fd"])
     try:
+        if spec.get("bridge"):
+            from fbp.bridge.process import run_bridge
+
+            return run_bridge(spec, control, StopFlag(), lambda: start_heartbeat(control))
         return run(spec, control)
     except BaseException as exc:  # noqa: BLE001 - report every way of dying
         control.send(

@@ -40,6 +40,7 @@ __all__ = [
     "component_checks",
     "make_plan",
     "parse_size",
+    "port_label",
 ]
 
 DEFAULT_CAPACITY = 16 * 1024 * 1024
@@ -49,6 +50,12 @@ ERROR_POLICIES = ("skip", "fail", "restart")
 DELIVERY_POLICIES = ("reliable", "latest", "sampled")
 MAX_WORKERS = 256
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)(i?[bB]?)\s*$")
+
+
+def port_label(ref: PortRef, instance: str) -> str:
+    """`INSTANCE.PORT[index]`: one end of a ring, as status tables and the ledger show it."""
+    index = "" if ref.index is None else f"[{ref.index}]"
+    return f"{instance}.{ref.port}{index}"
 
 
 def parse_size(text: Any) -> int:

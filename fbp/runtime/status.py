@@ -47,6 +47,9 @@ class ProcessStatus:
     cpu: float = 0.0
     cpu_percent: float = 0.0
     final_cpu: bool = False  # cpu is the process's own total, reported at its end
+    process: str = ""  # the graph process it is an instance of ("" for a bridge)
+    host: str = "local"  # where it runs (fbp.cluster); remote ones are sampled there
+    rss: int | None = None  # resident bytes, as its host last sampled it (remote only)
     _last: tuple = field(default=(0.0, 0, 0.0), repr=False)
 
 
@@ -64,6 +67,8 @@ class ConnectionStatus:
     empty_waits: int = 0
     drops: int = 0  # delivery policies (resilience) will count here
     throughput: float = 0.0
+    host: str = "local"  # where the ring is (fbp.cluster); remote ones are sampled there
+    connection: int | None = None  # the graph connection's number, when known
     _last: tuple = field(default=(0.0, 0), repr=False)
 
     @property
@@ -128,9 +133,14 @@ def render_tables(board: StatusBoard, final: bool = False) -> Table:
     processes = Table(
         title="processes" if not final else "fbp run summary: processes", title_justify="left"
     )
-    for column in ("process", "component", "state", "in", "out", "errors"):
+    # across hosts (fbp.cluster) a host column says where each process runs
+    hosts = any(status.host != "local" for status in board.processes.values())
+    columns = ("process", "host", "component", "state", "in", "out", "errors")
+    for column in columns if hosts else tuple(c for c in columns if c != "host"):
         processes.add_column(
-            column, justify="right" if column in ("in", "out", "errors") else "left"
+            column,
+            justify="right" if column in ("in", "out", "errors") else "left",
+            overflow="fold" if column == "process" else "ellipsis",
         )
     if final:
         processes.add_column("exit", justify="right")
@@ -141,6 +151,7 @@ def render_tables(board: StatusBoard, final: bool = False) -> Table:
     for status in board.processes.values():
         row = [
             status.name,
+            *([status.host] if hosts else []),
             status.component,
             status.state,
             _count(status.packets_in),

@@ -18,11 +18,19 @@ ends non-zero. Restart policies (resilience) hook in at `_on_exit`.
 Observers (the FBP protocol, a dashboard, metrics) use the public surface only:
 `subscribe(callback)` for events, `add_output` to tap a connection while the network is
 built, `started` (an Event), `snapshot()` for numbers, and `stop()` from any thread.
+
+Across hosts (fbp.cluster): with a `placement` a supervisor runs only the processes of its
+`host`; each ring that crosses hosts gets a bridge instance on this side (`python -m
+fbp.runtime.child` running fbp.bridge.link instead of a component): a *receiver* binds
+and reports its endpoint ("bound" message), a *sender* starts once `connect_link` gives it
+that endpoint. The coordinator's supervisor also gets a `remote` (the agents): the watch
+loop steps it, waits for it, and passes stops and kills on to it.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import selectors
 import shutil
 import signal
@@ -36,9 +44,10 @@ from dataclasses import dataclass, field
 import msgpack
 
 from fbp.ring import Ring, new_segment_name, remove_stale_segments
+from fbp.runtime.janitor import ensure_janitor
 from fbp.runtime.ledger import Ledger
-from fbp.runtime.plan import Plan
-from fbp.runtime.status import ProcessStatus, StatusBoard
+from fbp.runtime.plan import Plan, port_label
+from fbp.runtime.status import ConnectionStatus, ProcessStatus, StatusBoard
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_TIMEOUT", "EVENTS", "Supervisor"]
 
@@ -67,6 +76,30 @@ EVENTS = {
     "finished": ("exit_status",),
 }
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+# what `merge_remote` copies from another host's snapshot
+_REMOTE_PROCESS_FIELDS = (
+    "state",
+    "pid",
+    "cpu",
+    "cpu_percent",
+    "rss",
+    "packets_in",
+    "packets_out",
+    "rate",
+    "errors",
+    "restarts",
+    "exit_status",
+)
+_REMOTE_CONNECTION_FIELDS = (
+    "packets",
+    "bytes",
+    "fill_bytes",
+    "fill_records",
+    "full_waits",
+    "empty_waits",
+    "drops",
+    "throughput",
+)
 
 
 @dataclass
@@ -94,6 +127,8 @@ class Instance:
     fatal: str | None = None  # the failure it reported before dying, as in `failures`
     last_heard: float = 0.0  # monotonic time of its last control message (heartbeats)
     started: bool = False  # set up and beating
+    bridge: str | None = None  # "send" or "receive" for one end of a link across hosts
+    peer: str | None = None  # a bridge's far host
 
 
 class Supervisor:
@@ -105,6 +140,14 @@ class Supervisor:
         log: callable(str) for runtime messages (stderr); None for --quiet.
         display: a status display with `update(board)` and `stop()` or None.
         timeout: seconds before a graceful stop (exit 124), or None.
+        hang_timeout: seconds without a heartbeat before a process counts as hung.
+        placement: hosts of a multi-host run (fbp.cluster.placement); None: all here.
+        host: which host of `placement` this supervisor runs.
+        remote: the other hosts, stepped by the watch loop (fbp.cluster.coordinator).
+        err: callable(str) for process output and reports (default: stderr).
+        link_bind: callable(peer host) -> the address a link receiver binds to.
+        keys: CurveZMQ key folder for the links (fbp.cluster.keys), or None.
+        link_timeout: seconds of silence after which a link reports its peer lost.
     """
 
     def __init__(
@@ -116,8 +159,24 @@ class Supervisor:
         display=None,
         timeout=None,
         hang_timeout: float = HANG_TIMEOUT,
+        placement=None,
+        host: str = "local",
+        remote=None,
+        err=None,
+        link_bind=None,
+        keys: str | None = None,
+        link_timeout: float = 5.0,
     ) -> None:
         self.plan = plan
+        self.placement = placement
+        self.host = host
+        self.remote = remote
+        self.link_bind = link_bind or (lambda peer: "0.0.0.0")
+        self.keys = keys
+        self.link_timeout = link_timeout
+        self._err = err or _stderr
+        self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        self._links: dict[str, Instance] = {}  # link id -> this side's bridge instance
         self.paths = list(paths)
         self.log = log or (lambda message: None)
         self.display = display
@@ -193,6 +252,65 @@ class Supervisor:
             entry.update(tap=True, rate=float(sampled))
         instance.spec["outputs"].append(entry)
 
+    def call_soon(self, function, *args) -> None:
+        """Run `function(*args)` on the watch loop's thread (within 0.1 s); from any thread."""
+        self._calls.put((function, args))
+
+    def connect_link(self, link_id: str, endpoint: str) -> None:
+        """Start this side's bridge sender of `link_id` towards the receiver at `endpoint`.
+
+        Call it on the watch loop's thread (or through `call_soon`).
+        """
+        instance = self._links.get(link_id)
+        if instance is None or instance.bridge != "send" or instance.popen is not None:
+            return
+        if instance.done:
+            return
+        instance.spec["endpoint"] = endpoint
+        self._start(instance)
+
+    def end_links(self, host: str, reason: str) -> None:
+        """End every link with `host` (it is gone): receivers close their ring (end of
+        stream downstream), senders stop (their producer sees the connection broken)."""
+        for instance in self._links.values():
+            if instance.peer != host or instance.done:
+                continue
+            if instance.popen is None:
+                instance.done = True
+                self.board.processes[instance.name].state = "failed"
+                self._close_for(instance)
+            elif instance.popen.poll() is None:
+                try:
+                    os.kill(instance.popen.pid, signal.SIGUSR1)
+                except ProcessLookupError:
+                    pass
+        self.log(f"fbp: links with host {host} ended: {reason}")
+
+    def merge_remote(self, host: str, processes: list[dict], connections: list[dict]) -> None:
+        """Take another host's numbers (its supervisor's `snapshot()` lists) into the board.
+
+        On the watch loop's thread; used by the coordinator (fbp.cluster).
+        """
+        for data in processes:
+            status = self.board.processes.get(data["name"])
+            if status is None:
+                status = ProcessStatus(data["name"], data["component"], host=host)
+                status.process = data.get("process") or ""
+                self.board.processes[data["name"]] = status
+            for key in _REMOTE_PROCESS_FIELDS:
+                setattr(status, key, data.get(key, getattr(status, key)))
+            status.final_cpu = True  # never sampled here: its pid is another host's
+        for data in connections:
+            key = f"{host}:{data['ring']}"
+            status = self.board.connections.get(key)
+            if status is None:
+                status = ConnectionStatus(data["label"], data["capacity"], host=host)
+                status.connection = data.get("connection")
+                self.board.connections[key] = status
+                self._ring_ends[key] = (data.get("connection"), data["src"], data["tgt"])
+            for field_name in _REMOTE_CONNECTION_FIELDS:
+                setattr(status, field_name, data.get(field_name, getattr(status, field_name)))
+
     def stop(self) -> None:
         """Stop as Ctrl-C does: gracefully the first time, by killing the second time.
 
@@ -214,10 +332,13 @@ class Supervisor:
             state = "running"
         processes = []
         for name, status in list(self.board.processes.items()):
-            instance = self.instances.get(name)
-            process = instance.process if instance else name
+            process = status.process or name
             graph_process = graph.processes.get(process)
             metadata = graph_process.metadata if graph_process is not None else {}
+            if status.host != self.host:
+                rss = status.rss  # sampled on its own host
+            else:
+                rss = _rss(status.pid) if status.state == "running" else None
             processes.append(
                 {
                     "name": name,
@@ -227,7 +348,7 @@ class Supervisor:
                     "pid": status.pid,
                     "cpu": status.cpu,
                     "cpu_percent": status.cpu_percent,
-                    "rss": _rss(status.pid) if status.state == "running" else None,
+                    "rss": rss,
                     "packets_in": status.packets_in,
                     "packets_out": status.packets_out,
                     "rate": status.rate,
@@ -235,11 +356,12 @@ class Supervisor:
                     "restarts": status.restarts,
                     "exit_status": status.exit_status,
                     "node": metadata.get("node"),
+                    "host": status.host,
                 }
             )
         connections = []
         for ring_name, status in list(self.board.connections.items()):
-            number, src, tgt = self._ring_ends.get(ring_name, (None, "", ""))
+            number, src, tgt = self._ring_ends.get(ring_name, (status.connection, "", ""))
             connections.append(
                 {
                     "label": status.label,
@@ -256,6 +378,7 @@ class Supervisor:
                     "empty_waits": status.empty_waits,
                     "drops": status.drops,
                     "throughput": status.throughput,
+                    "host": status.host,
                 }
             )
         return {
@@ -272,9 +395,14 @@ class Supervisor:
 
     # -- setup -----------------------------------------------------------------------
 
+    def _here(self, process: str) -> bool:
+        return self.placement is None or self.placement.host_of(process) == self.host
+
     def _build(self) -> None:
         plan = self.plan
         for process in plan.processes.values():
+            if not self._here(process.name):
+                continue
             for number, name in enumerate(process.instances):
                 self.instances[name] = Instance(
                     name,
@@ -297,18 +425,47 @@ class Supervisor:
                         "ledger_file": self.ledger_file,
                     },
                 )
-                self.board.processes[name] = ProcessStatus(name, process.spec.full_name)
+                self.board.processes[name] = ProcessStatus(
+                    name, process.spec.full_name, process=process.name, host=self.host
+                )
+        if self.remote is not None:
+            # the coordinator shows every host's processes; their numbers come from there
+            for process in plan.processes.values():
+                if not self._here(process.name):
+                    host = self.placement.host_of(process.name)
+                    for name in process.instances:
+                        self.board.processes[name] = ProcessStatus(
+                            name, process.spec.full_name, process=process.name, host=host
+                        )
         for connection in plan.connections:
             source = plan.processes[connection.src.process]
             target = plan.processes[connection.tgt.process]
+            src_here, tgt_here = self._here(source.name), self._here(target.name)
+            if not (src_here or tgt_here):
+                continue
             for s_number, s_name in enumerate(source.instances):
                 group = []
                 for t_number, t_name in enumerate(target.instances):
-                    name = new_segment_name(f"c{connection.number}-{s_number}-{t_number}")
-                    src, tgt = _at(connection.src, s_name), _at(connection.tgt, t_name)
-                    self.rings[name] = (Ring.create(target.capacity, name), f"{src} -> {tgt}")
+                    link_id = f"c{connection.number}-{s_number}-{t_number}"
+                    name = new_segment_name(link_id)
+                    src, tgt = (
+                        port_label(connection.src, s_name),
+                        port_label(connection.tgt, t_name),
+                    )
+                    label = f"{src} -> {tgt}"
+                    if not tgt_here:
+                        label += f" (to {self.placement.host_of(target.name)})"
+                    elif not src_here:
+                        label += f" (from {self.placement.host_of(source.name)})"
+                    self.rings[name] = (Ring.create(target.capacity, name), label)
                     self._ring_ends[name] = (connection.number, src, tgt)
-                    group.append(name)
+                    if src_here:
+                        group.append(name)
+                    else:
+                        self._add_bridge("receive", link_id, name, source.name)
+                    if not tgt_here:
+                        self._add_bridge("send", link_id, name, target.name)
+                        continue
                     self.instances[t_name].spec["inputs"].append(
                         {
                             "port": connection.tgt.port,
@@ -323,6 +480,8 @@ class Supervisor:
                         }
                     )
                     self.instances[t_name].inputs.append(name)
+                if not src_here:
+                    continue
                 # A stream is spread over the workers; a config value (a mask, a geometry)
                 # must reach every worker, so each worker's ring is its own destination.
                 groups = [[ring] for ring in group] if connection.tgt_port.config else [group]
@@ -332,10 +491,33 @@ class Supervisor:
                     )
                 self.instances[s_name].outputs.extend(group)
         for instance in self.instances.values():
+            if instance.bridge:
+                continue  # a bridge receiver ends with its link's end of stream, not a stop
             streams = [i for i in instance.spec["inputs"] if not i["config"]]
             has_stream_ports = bool(self.plan.processes[instance.process].spec.stream_inports)
             instance.is_source = not streams and not (has_stream_ports and instance.spec["iips"])
         self._emit("built", supervisor=self)
+
+    def _add_bridge(self, role: str, link_id: str, ring: str, far_process: str) -> None:
+        """This side of a link across hosts: an instance running fbp.bridge on `ring`."""
+        peer = self.placement.host_of(far_process)
+        name = f"bridge:{link_id}{'>' if role == 'send' else '<'}{peer}"
+        spec = {
+            "instance": name,
+            "bridge": role,
+            "link": link_id,
+            "ring": ring,
+            # a receiver binds a free port and reports it; a sender waits for that address
+            "endpoint": f"tcp://{self.link_bind(peer)}:0" if role == "receive" else None,
+            "keys": self.keys,
+            "peer_timeout": self.link_timeout,
+            "parent_pid": os.getpid(),
+        }
+        instance = Instance(name, name, spec, bridge=role, peer=peer)
+        (instance.inputs if role == "send" else instance.outputs).append(ring)
+        self.instances[name] = instance
+        self._links[link_id] = instance
+        self.board.processes[name] = ProcessStatus(name, f"bridge/{role}", host=self.host)
 
     def _launch(self, instance: Instance) -> None:
         control_read, control_write = os.pipe()
@@ -372,18 +554,22 @@ class Supervisor:
         Raises:
             OSError: shared memory or processes cannot be created.
         """
-        previous = {
-            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
-        }
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            # an agent runs supervisors in threads: its own signals stop them
+            previous = {
+                sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+            }
         selector = selectors.DefaultSelector()
         self._selector = selector
         try:
             remove_stale_segments()
+            ensure_janitor()
             self._build()
             for instance in self.instances.values():
-                self._launch(instance)
-                selector.register(instance.control_fd, selectors.EVENT_READ, (instance, "control"))
-                selector.register(instance.stderr_fd, selectors.EVENT_READ, (instance, "stderr"))
+                if instance.bridge == "send":
+                    continue  # started by connect_link, once the far end has bound
+                self._start(instance)
             self.log(f"fbp: started {len(self.instances)} process(es), {len(self.rings)} ring(s)")
             self._watch(selector)
         finally:
@@ -394,6 +580,8 @@ class Supervisor:
             for instance in self.instances.values():
                 self._close_pipes(instance)
             selector.close()
+            if self.remote is not None:
+                self.remote.close()
             if self.display is not None:
                 self.display.stop()
             self._sample()
@@ -418,11 +606,20 @@ class Supervisor:
         started = time.monotonic()
         next_sample = started
         killed = False
-        while any(not i.done for i in self.instances.values()):
+        while any(not i.done for i in self.instances.values()) or (
+            self.remote is not None and not self.remote.done
+        ):
             for key, _ in selector.select(0.1):
                 instance, stream = key.data
                 self._read(instance, stream, selector)
-            for instance in self.instances.values():
+            while not self._calls.empty():
+                function, args = self._calls.get()
+                function(*args)
+            if self.remote is not None:
+                self.remote.step()
+            for instance in list(self.instances.values()):
+                if instance.popen is None:
+                    continue  # a bridge sender waiting for its far end's address
                 if instance.restart_at is not None:
                     if time.monotonic() >= instance.restart_at:
                         self._relaunch(instance)
@@ -459,11 +656,26 @@ class Supervisor:
     def _on_signal(self, signum, frame) -> None:
         self.interrupts += 1
 
+    def stop_after_failure(self, reason: str) -> None:
+        """Stop the sources (once) because something failed; kill what is left after
+        TIMEOUT_GRACE. On the watch loop's thread."""
+        if not self.stopping and self.interrupts == 0:
+            self.log(f"fbp: stopping the sources because {reason}")
+            self._stop_sources(grace=TIMEOUT_GRACE)
+
+    def stop_sources(self, grace: float | None = None) -> None:
+        """Stop the sources so the network drains (Ctrl-C's first step); with `grace`,
+        kill what is still running after that many seconds. On the watch loop's thread."""
+        if not self.stopping:
+            self._stop_sources(grace)
+
     def _stop_sources(self, grace: float | None = None) -> None:
         """Ask the sources to stop; with `grace`, kill everything if not done by then."""
         self.stopping = True
         if grace is not None:
             self.kill_at = time.monotonic() + grace
+        if self.remote is not None:
+            self.remote.stop(grace)
         for instance in self.instances.values():
             if instance.is_source and not instance.done:
                 try:
@@ -472,6 +684,8 @@ class Supervisor:
                     pass
 
     def _kill_all(self) -> None:
+        if self.remote is not None:
+            self.remote.kill()
         for instance in self.instances.values():
             popen = instance.popen
             if popen is not None and popen.poll() is None:
@@ -531,7 +745,7 @@ class Supervisor:
                     break
 
     def _stderr_line(self, instance: Instance, line: bytes) -> None:
-        sys.stderr.write(f"{instance.name}: {line.decode(errors='replace')}\n")
+        self._err(f"{instance.name}: {line.decode(errors='replace')}\n")
         sys.stderr.flush()
 
     def _message(self, instance: Instance, message: dict) -> None:
@@ -541,7 +755,7 @@ class Supervisor:
             import logging
 
             level = logging.getLevelName(message["level"])
-            sys.stderr.write(f"{instance.name}: {level}: {message['msg']}\n")
+            self._err(f"{instance.name}: {level}: {message['msg']}\n")
         elif kind == "error":
             if message.get("policy", "skip") == "skip":
                 self.packet_errors += 1
@@ -553,16 +767,14 @@ class Supervisor:
             )
             status.errors += 1
             where = f"packet seq={message['seq']} on {message['port']}"
-            sys.stderr.write(
-                f"{instance.name}: error in process() for {where}: {message['error']}\n"
-            )
+            self._err(f"{instance.name}: error in process() for {where}: {message['error']}\n")
             if message.get("traceback"):
-                sys.stderr.write(_indent(message["traceback"]))
+                self._err(_indent(message["traceback"]))
         elif kind == "fatal":
             instance.fatal = f"{instance.name}: {message['error']}"
             self.failures.append(instance.fatal)
-            sys.stderr.write(f"{instance.name}: failed: {message['error']}\n")
-            sys.stderr.write(_indent(message["traceback"]))
+            self._err(f"{instance.name}: failed: {message['error']}\n")
+            self._err(_indent(message["traceback"]))
         elif kind == "done":
             status.errors = message.get("errors", status.errors)
             status.cpu = message.get("cpu", status.cpu)
@@ -615,7 +827,7 @@ class Supervisor:
         message = f"{instance.name} ({status.component}, pid {status.pid}) {reason}"
         if instance.fatal is None or returncode < 0:
             self.failures.append(message)
-        sys.stderr.write(f"fbp: process {message}\n")
+        self._err(f"fbp: process {message}\n")
         # What waited in its input rings (received or not) will never be processed.
         for name in instance.inputs:
             ring, label = self.rings[name]
@@ -623,9 +835,7 @@ class Supervisor:
             waiting = stats["packets"] - stats["packets_released"]
             self.ledger.add(label, "lost", f"{instance.name} {reason}", waiting)
         self._close_for(instance)
-        if not self.stopping and self.interrupts == 0:
-            self.log("fbp: stopping the sources because a process failed")
-            self._stop_sources(grace=TIMEOUT_GRACE)
+        self.stop_after_failure("a process failed")
 
     # -- hangs and restarts --------------------------------------------------------------
 
@@ -642,15 +852,17 @@ class Supervisor:
         for instance in self.instances.values():
             if instance.done or instance.restart_at is not None or not instance.started:
                 continue
-            planned = self.plan.processes[instance.process]
-            limit = planned.hang_timeout if planned.hang_timeout is not None else self.hang_timeout
+            planned = self.plan.processes.get(instance.process)  # None: a bridge
+            limit = self.hang_timeout
+            if planned is not None and planned.hang_timeout is not None:
+                limit = planned.hang_timeout
             if not limit or now - instance.last_heard < limit:
                 continue
             self.log(
                 f"fbp: {instance.name} is not responding: no heartbeat for {limit:g} s "
                 "(stopped, or stuck holding the interpreter); killing it"
             )
-            sys.stderr.write(f"fbp: {instance.name} hung (no heartbeat for {limit:g} s)\n")
+            self._err(f"fbp: {instance.name} hung (no heartbeat for {limit:g} s)\n")
             instance.started = False  # report once
             try:
                 os.kill(instance.popen.pid, signal.SIGKILL)
@@ -659,7 +871,7 @@ class Supervisor:
 
     def _restart_wanted(self, instance: Instance, returncode: int) -> bool:
         """Whether the process's policy restarts it after this end (not a clean one)."""
-        if self.stopping or self.interrupts:
+        if self.stopping or self.interrupts or instance.bridge:
             return False
         planned = self.plan.processes[instance.process]
         if instance.fatal is not None:
@@ -713,14 +925,17 @@ class Supervisor:
         if instance.popen is not None and instance.popen.stderr:
             instance.popen.stderr.close()
 
+    def _start(self, instance: Instance) -> None:
+        self._launch(instance)
+        self._selector.register(instance.control_fd, selectors.EVENT_READ, (instance, "control"))
+        self._selector.register(instance.stderr_fd, selectors.EVENT_READ, (instance, "stderr"))
+
     def _relaunch(self, instance: Instance) -> None:
         instance.restart_at = None
         self._close_pipes(instance)
         instance.buffers = {}
         instance.unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
-        self._launch(instance)
-        self._selector.register(instance.control_fd, selectors.EVENT_READ, (instance, "control"))
-        self._selector.register(instance.stderr_fd, selectors.EVENT_READ, (instance, "stderr"))
+        self._start(instance)
 
     def _close_for(self, instance: Instance) -> None:
         """Close a dead child's ring ends so its peers see end of stream / broken link."""
@@ -759,9 +974,8 @@ class Supervisor:
         return "\n".join(f"  - {line}" for line in lines)
 
 
-def _at(ref, instance_name: str) -> str:
-    index = "" if ref.index is None else f"[{ref.index}]"
-    return f"{instance_name}.{ref.port}{index}"
+def _stderr(text: str) -> None:
+    sys.stderr.write(text)
 
 
 def _rss(pid: int | None) -> int | None:

@@ -1,0 +1,259 @@
+"""Runs across hosts with real agents, real ZeroMQ links and real processes.
+
+Loopback tests run the agents on 127.0.0.1 (no privileges needed); the tests marked
+`hosts` run each host in its own network namespace, so links can be cut and hosts lost.
+Blobs carry their seq and a CRC32 and are big enough (128 KiB) to cross as zero-copy
+frames; check/Verify reports how many arrived, how many distinct, how many corrupt.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from fbp.ring import list_segments
+
+FBP_EXE = str(pathlib.Path(sys.executable).parent / "fbp")
+LIB = pathlib.Path(__file__).parent / "lib"
+
+
+def fbp_run(*args, namespace=None, timeout=120, **kwargs) -> subprocess.CompletedProcess:
+    """`fbp run ARGS` (in `namespace`), text output, no live table."""
+    command = [FBP_EXE, "run", *map(str, args), "--no-status", "--no-observe"]
+    if namespace:
+        command = ["ip", "netns", "exec", namespace, *command]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    """Poll `predicate` until true or `timeout` seconds passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+PIPELINE = """\
+'{count}' -> COUNT Src(check/Blobs)
+'{rate}' -> RATE Pace(core/Throttle)
+Src OUT -> IN Pace OUT -> IN Work(core/Repeat:node=b,workers=2)
+Work OUT -> IN Check(check/Verify:node=c) REPORT -> IN Out(core/Output)
+"""
+
+
+def _graph(tmp_path, count=300, rate=0.0):
+    path = tmp_path / "split.fbp"
+    path.write_text(PIPELINE.format(count=count, rate=rate))
+    return path
+
+
+def _hosts(b, c) -> str:
+    return f"b={b.endpoint},c={c.endpoint}"
+
+
+def _our_segments() -> list[str]:
+    tag = os.environ["FBP_SHM_TAG"]
+    return [s.name for s in list_segments() if s.tag == tag]
+
+
+@pytest.mark.timeout(120)
+def test_a_pipeline_over_three_hosts_delivers_every_blob_intact(tmp_path, agents):
+    b, c = agents(), agents()
+    result = fbp_run(_graph(tmp_path), "--hosts", _hosts(b, c), "--path", LIB)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "received=300 unique=300 corrupt=0 max=299"
+    # every host's processes and links report, and are in the one summary
+    for line in (
+        "[b] fbp: started 6 process(es), 4 ring(s)",  # 2 workers, 2 links in, 2 out
+        "[b] fbp: Work#1 finished",
+        "[c] fbp: Check finished",
+        "fbp: bridge:c3-0-0>b finished",
+        "[b] fbp: bridge:c4-1-0>c finished",
+    ):
+        assert line in result.stderr
+    summary = result.stderr.split("fbp run summary")[1]
+    assert "Work#0" in summary and "│ b " in summary and "│ c " in summary
+
+
+@pytest.mark.timeout(60)
+def test_check_shows_where_processes_run_and_which_connections_cross(tmp_path, run_fbp):
+    result = run_fbp(
+        "check",
+        _graph(tmp_path),
+        "--hosts",
+        "b=tcp://10.9.9.2:7000,c=tcp://10.9.9.3:7000",
+        env={**os.environ, "FBP_PATH": str(LIB)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "host local (this process (coordinator)): Src, Pace, Out" in result.stdout
+    assert "host b (agent tcp://10.9.9.2:7000): Work" in result.stdout
+    assert "link c3-0-1: Pace.OUT -> Work#1.IN  [local -> b]" in result.stdout
+    assert "link c5-0-0: Check.REPORT -> Out.IN  [c -> local]" in result.stdout
+
+
+@pytest.mark.timeout(60)
+def test_a_node_no_host_names_is_reported_at_its_line(tmp_path, run_fbp):
+    result = run_fbp(
+        "check",
+        _graph(tmp_path),
+        "--hosts",
+        "b=tcp://10.9.9.2:7000",
+        env={**os.environ, "FBP_PATH": str(LIB)},
+    )
+    assert result.returncode == 1
+    assert "split.fbp:4:" in result.stderr
+    assert "node='c', which --hosts does not name" in result.stderr
+    assert "add c=tcp://HOST:PORT" in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_an_agent_that_does_not_answer_stops_the_run_before_anything_starts(tmp_path, agents):
+    b = agents()
+    started = time.monotonic()
+    hosts = f"b={b.endpoint},c=tcp://127.0.0.1:9"
+    result = fbp_run(_graph(tmp_path), "--hosts", hosts, "--path", LIB)
+    assert result.returncode == 1
+    assert time.monotonic() - started < 20
+    assert "no answer from agent c at tcp://127.0.0.1:9" in result.stderr
+    assert "start `fbp agent --listen" in result.stderr
+    assert "fbp: started" not in result.stderr
+    assert not _our_segments()
+
+
+@pytest.mark.timeout(120)
+def test_keys_encrypt_the_run_and_a_wrong_key_is_refused(tmp_path, agents, run_fbp):
+    good, other = tmp_path / "keys", tmp_path / "other"
+    assert run_fbp("keys", "generate", good).returncode == 0
+    assert run_fbp("keys", "generate", other).returncode == 0
+    assert oct((good / "fbp.key_secret").stat().st_mode & 0o777) == "0o600"
+    again = run_fbp("keys", "generate", good)
+    assert again.returncode == 1 and "--force" in again.stderr
+    b, c = agents(keys=good), agents(keys=good)
+    graph = _graph(tmp_path, count=50)
+    ok = fbp_run(graph, "--hosts", _hosts(b, c), "--path", LIB, "--keys", good)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == "received=50 unique=50 corrupt=0 max=49"
+    refused = fbp_run(graph, "--hosts", _hosts(b, c), "--path", LIB, "--keys", other)
+    assert refused.returncode == 1
+    assert f"agent b at {b.endpoint} refused us" in refused.stderr
+    plain = fbp_run(graph, "--hosts", _hosts(b, c), "--path", LIB)
+    assert plain.returncode == 1 and "refused us" in plain.stderr
+    assert "refused a peer" in b.stop()  # the agent reports it too
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_on_the_coordinator_drains_every_host(tmp_path, agents):
+    b, c = agents(), agents()
+    graph = _graph(tmp_path, count=100000, rate=200.0)
+    run = subprocess.Popen(
+        [FBP_EXE, "run", graph, "--hosts", _hosts(b, c), "--path", LIB, "--no-status"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(4.0)
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err
+    received = int(out.split("received=")[1].split()[0])
+    assert 0 < received < 100000
+    assert f"unique={received} corrupt=0" in out  # what was sent arrived, once, intact
+    for agent in (b, c):
+        assert wait_for(lambda a=agent: not _children(a.pid), 10), "a host kept processes"
+        assert agent.popen.poll() is None  # the agents serve on
+    assert wait_for(lambda: not _our_segments(), 5)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    stat = handle.read()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[1]) == pid and fields[0] != "Z" and "janitor" not in _cmdline(entry):
+                found.append(int(entry))
+    return found
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+# -- hosts in network namespaces ------------------------------------------------------
+
+
+def _ns_agents(hosts, agents, keys=None):
+    return [
+        agents(f"tcp://{address}:7000", namespace=name, keys=keys)
+        for name, address in zip(hosts["names"][1:], hosts["addresses"][1:], strict=True)
+    ]
+
+
+@pytest.mark.timeout(180)
+def test_three_hosts_in_namespaces_and_a_four_second_link_cut(tmp_path, hosts, agents):
+    b, c = _ns_agents(hosts, agents)
+    graph = _graph(tmp_path, count=2000, rate=250.0)  # about 8 s
+    cut_done = threading.Event()
+
+    def cut() -> None:
+        time.sleep(3.0)
+        veth = ["ip", "-n", hosts["names"][2], "link", "set", hosts["veths"][2]]
+        subprocess.run([*veth, "down"], check=True)
+        time.sleep(4.0)
+        subprocess.run([*veth, "up"], check=True)
+        cut_done.set()
+
+    cutter = threading.Thread(target=cut)
+    cutter.start()
+    started = time.monotonic()
+    result = fbp_run(
+        graph, "--hosts", _hosts(b, c), "--path", LIB, namespace=hosts["names"][0], timeout=150
+    )
+    cutter.join()
+    assert cut_done.is_set()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "received=2000 unique=2000 corrupt=0 max=1999"
+    assert time.monotonic() - started > 7.0  # the cut fell inside the run
+
+
+@pytest.mark.timeout(180)
+def test_an_agent_killed_mid_run_is_reported_and_nothing_survives(tmp_path, hosts, agents):
+    b, c = _ns_agents(hosts, agents)
+    graph = _graph(tmp_path, count=100000, rate=500.0)
+    run = subprocess.Popen(
+        [
+            "ip", "netns", "exec", hosts["names"][0],
+            FBP_EXE, "run", graph, "--hosts", _hosts(b, c), "--path", LIB,
+            "--no-status", "--host-timeout", "3",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    time.sleep(4.0)
+    assert _children(c.pid), "host c runs nothing"
+    c.popen.kill()  # kill -9 of the agent: its processes die with it
+    killed = time.monotonic()
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 1, err
+    assert time.monotonic() - killed < 3 + 10 + 10  # host timeout, grace, margin
+    assert f"host c ({c.endpoint}) lost: no word from its agent for 3 s" in err
+    assert wait_for(lambda: not _children(b.pid), 10), "host b kept processes"
+    assert wait_for(lambda: not _our_segments(), 10), _our_segments()
