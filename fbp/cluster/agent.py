@@ -66,6 +66,10 @@ class _Run:
             link_timeout=float(message.get("link_timeout", 5.0)),
         )
         self.supervisor.subscribe(self._event)
+        from fbp.observe.previews import PreviewTaps
+
+        # previews of this host's connections, for the coordinator's dashboard
+        self.previews = PreviewTaps(self.supervisor)
         self.thread = threading.Thread(target=self._run, name=f"fbp-run-{self.id}", daemon=True)
 
     def _event(self, event: str, **fields) -> None:
@@ -130,6 +134,12 @@ class _Run:
         elif kind == "kill":
             supervisor.stop()
             supervisor.stop()
+        elif kind == "watch":
+            preview = self.previews.watch(int(message["connection"]))
+            if preview is not None:
+                self.outbox.put(
+                    ("preview", {"connection": message["connection"], "preview": preview})
+                )
 
     def kill(self) -> None:
         """Kill every process of the run (the second Ctrl-C of a local run)."""
@@ -176,7 +186,11 @@ class Agent:
             while not self._stopping.is_set():
                 if self.socket.poll(50):
                     while self.socket.poll(0):
-                        self._handle(self.socket.recv_multipart())
+                        parts = self.socket.recv_multipart()
+                        try:
+                            self._handle(parts)
+                        except Exception:  # noqa: BLE001 - one bad message must not end the agent
+                            self.log(f"fbp agent: a message failed:\n{traceback.format_exc()}")
                 self._flush()
                 for reason in handshake_failures(self.monitor):
                     self.log(f"fbp agent: refused a peer: {reason} (keys: {self.keys_folder})")

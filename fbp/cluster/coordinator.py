@@ -16,6 +16,7 @@ host has finished, and passes stops and kills on. It
 
 from __future__ import annotations
 
+import queue
 import secrets
 import socket
 import time
@@ -106,7 +107,9 @@ class RemoteHosts:
         }
         self.supervisor = None
         self._next_beat = 0.0
-        self._bound: dict[str, int] = {}  # link id -> receiver port, for a late connect
+        # connection number -> newest preview from the host producing it (dashboard)
+        self.previews: dict[int, dict] = {}
+        self._watching: queue.SimpleQueue = queue.SimpleQueue()
 
     # -- before the run ------------------------------------------------------------------
 
@@ -166,6 +169,12 @@ class RemoteHosts:
         that routes towards that host (so only that network sees the port)."""
         return _route_address(self._address_of(peer))
 
+    def watch(self, connection: int) -> dict | None:
+        """The newest preview of a connection produced on another host (from any thread):
+        asks that host for a fresh one and returns what came last, or None."""
+        self._watching.put(connection)
+        return self.previews.get(connection)
+
     # -- the supervisor's remote protocol --------------------------------------------
 
     @property
@@ -187,6 +196,8 @@ class RemoteHosts:
                 self.err(f"fbp: host {agent.host.name}: {reason}\n")
             if not agent.done and now - agent.last_heard > self.host_timeout:
                 self._lost(agent, f"no word from its agent for {self.host_timeout:g} s")
+        while not self._watching.empty():
+            self._ask_preview(self._watching.get())
         if now >= self._next_beat:
             self._next_beat = now + BEAT
             self._broadcast("beat")
@@ -274,6 +285,8 @@ class RemoteHosts:
             self.err(_prefixed(host, message["text"]))
         elif kind == "log":
             self.log(f"[{host}] {message['text']}")
+        elif kind == "preview":
+            self.previews[int(message["connection"])] = {**message["preview"], "host": host}
         elif kind == "exit":
             if message["returncode"] != 0 and not message["restarting"]:
                 supervisor.stop_after_failure(f"{message['instance']} on host {host} failed")
@@ -296,6 +309,15 @@ class RemoteHosts:
                     entry["count"],
                 )
             self.log(f"fbp: host {host} finished (exit status {message.get('status')})")
+
+    def _ask_preview(self, connection: int) -> None:
+        plan = self.supervisor.plan
+        for planned in plan.connections:
+            if planned.number == connection:
+                host = self.placement.host_of(planned.src.process)
+                if host in self.agents and not self.agents[host].done:
+                    self._send(self.agents[host], "watch", connection=connection)
+                return
 
     def _lost(self, agent: _Agent, reason: str) -> None:
         agent.state = "lost"

@@ -8,6 +8,7 @@ Every message is a map with `t` (its kind) and `run` (the run id). Coordinator -
     end_links {host, reason}                 `host` is gone: end the links with it
     stop     {grace}                         stop the sources (kill after `grace` s if set)
     kill     {}                              kill every process now
+    watch    {connection}                    someone previews it: answer with `preview`
     beat     {}                              the coordinator is alive
 
 Agent -> coordinator:
@@ -19,6 +20,7 @@ Agent -> coordinator:
     sample   {processes, connections}        the host's snapshot() lists, twice a second
     log      {text}                          a runtime message of the host's supervisor
     err      {text}                          process output and reports (stderr)
+    preview  {connection, preview}           newest preview of a watched connection
     finished {status, failures, packet_errors, ledger}
     beat     {}
 """

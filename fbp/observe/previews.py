@@ -182,7 +182,14 @@ class PreviewTaps:
                 )
 
     def watch(self, connection: int) -> dict | None:
-        """Mark a connection as watched; the newest preview of any of its producers."""
+        """Mark a connection as watched; the newest preview of any of its producers.
+
+        A connection whose producers run on other hosts is watched there, through the
+        supervisor's `remote` (fbp.cluster): its preview arrives a moment later.
+        """
+        remote = getattr(self.supervisor, "remote", None)
+        if remote is not None and not any(t.connection == connection for t in self.taps.values()):
+            return remote.watch(connection)
         now = time.monotonic()
         best = None
         for tap in self.taps.values():

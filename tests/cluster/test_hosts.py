@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -257,3 +258,69 @@ def test_an_agent_killed_mid_run_is_reported_and_nothing_survives(tmp_path, host
     assert f"host c ({c.endpoint}) lost: no word from its agent for 3 s" in err
     assert wait_for(lambda: not _children(b.pid), 10), "host b kept processes"
     assert wait_for(lambda: not _our_segments(), 10), _our_segments()
+
+
+@pytest.mark.timeout(60)
+def test_show_draws_one_coloured_box_per_host_and_bold_links(tmp_path, run_fbp):
+    result = run_fbp("show", _graph(tmp_path), "--format", "dot")
+    assert result.returncode == 0, result.stderr
+    dot = result.stdout
+    assert 'subgraph "cluster_host_b"' in dot and 'subgraph "cluster_host_c"' in dot
+    assert dot.count('label="host ') == 2
+    colours = [
+        line.split('fillcolor="')[1][:7] for line in dot.splitlines() if 'label="host' in line
+    ]
+    assert len(set(colours)) == 2  # each host its own colour
+    crossing = [line for line in dot.splitlines() if "penwidth=2.5" in line]
+    assert len(crossing) == 3  # Pace -> Work, Work -> Check, Check -> Out
+    if shutil.which("dot"):
+        svg = run_fbp("show", _graph(tmp_path), "--format", "svg")
+        assert svg.returncode == 0 and "host b" in svg.stdout, svg.stderr
+
+
+@pytest.mark.timeout(120)
+def test_the_dashboard_shows_and_previews_processes_on_other_hosts(tmp_path, agents):
+    import json
+    import urllib.request
+
+    b, c = agents(), agents()
+    graph = _graph(tmp_path, count=100000, rate=100.0)
+    run = subprocess.Popen(
+        [FBP_EXE, "run", graph, "--hosts", _hosts(b, c), "--path", LIB, "--no-status", "--ui"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = ""
+        while "dashboard at" not in line:
+            line = run.stderr.readline()
+            assert line, "the run ended before serving its dashboard"
+        url = line.split("dashboard at ")[1].strip()
+        base, token = url.split("/?token=")
+
+        def get(path: str):
+            request = urllib.request.Request(
+                base + path, headers={"Authorization": f"Bearer {token}"}
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.loads(response.read())
+
+        def remote_running():
+            processes = {p["name"]: p for p in get("/api/snapshot")["processes"]}
+            check = processes.get("Check", {})
+            return check.get("host") == "c" and check.get("packets_in", 0) > 0
+
+        assert wait_for(remote_running, 20), get("/api/snapshot")
+        # connection 4 is Work -> Check: produced on host b, watched from here
+        preview = {}
+
+        def previewed():
+            preview.update(get("/api/preview?connection=4"))
+            return preview.get("kind") not in (None, "waiting")
+
+        assert wait_for(previewed, 20), preview
+        assert preview["host"] == "b"
+    finally:
+        run.send_signal(signal.SIGINT)
+        run.communicate(timeout=60)
