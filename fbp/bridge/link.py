@@ -6,10 +6,12 @@ frame straight from ring memory (pyzmq `copy=False`). The record stays held (its
 not freed) until the receiving end acknowledges it, so it can be sent again.
 
 The receiving end writes records into its local ring strictly in `seq` order, and only
-then acknowledges them: `[b"A", {acked, credit}]`, `acked` the highest seq written,
-`credit` how many messages past it the sender may have in flight. So:
+then acknowledges them: `[b"A", {acked, credit, blocked}]`, `acked` the highest seq
+written, `credit` how many messages past it the sender may have in flight, `blocked` true
+while the next record is in hand but its ring is full. So:
 - back-pressure crosses the link: a full ring on the receiving side stops the acks, the
-  sender runs out of credit, stops reading its ring, and its producer waits;
+  sender runs out of credit, stops reading its ring, and its producer waits; `blocked`
+  tells the sender that nothing is lost, so it does not send its window again meanwhile;
 - a link cut for seconds loses nothing and duplicates nothing: ZeroMQ reconnects by
   itself; what was in flight and not acknowledged is sent again (go-back-N, after
   RESEND_AFTER seconds without progress), and the receiver drops what it already wrote.
@@ -45,7 +47,7 @@ HEARTBEAT = 0.5
 RESEND_AFTER = 1.0
 WINDOW = 64  # messages in flight at most (the receiver's credit)
 ACK_EVERY = 16  # records written between acknowledgements while a stream flows
-ACK_BYTES = 4 << 20  # ... or this many payload bytes, whichever comes first
+ACK_BYTES = 1 << 20  # ... or this many payload bytes: large records are acked one by one
 ACK_DELAY = 0.0005  # seconds without a new message after which the receiver acks anyway
 RECEIVE_QUEUE = 4  # messages ZeroMQ may hold on the receiving side (RCVHWM)
 ZERO_COPY_MIN = 65536  # smaller payloads are copied: a zero-copy frame costs more
@@ -201,7 +203,7 @@ class LinkSender:
     def _take_acks(self) -> None:
         """Read every message waiting (acks, heartbeats); free what was acknowledged."""
         acked = self.acked
-        heard = False
+        heard = blocked = False
         while self.socket.get(zmq.EVENTS) & zmq.POLLIN:
             parts = self.socket.recv_multipart(zmq.NOBLOCK)
             heard = True
@@ -209,12 +211,16 @@ class LinkSender:
                 ack = msgpack.unpackb(parts[1])
                 acked = max(acked, int(ack["acked"]))
                 self.credit = int(ack["credit"])
+                blocked = blocked or bool(ack.get("blocked"))
         if not heard:
             return
         self.last_heard = time.monotonic()
         if self.peer_lost:
             self.peer_lost = False
             self.report("link to the receiving end is back")
+        if blocked:
+            # the far end holds the next record and waits for ring space: slow, not lost
+            self.last_progress = self.last_heard
         if acked > self.acked:
             self.acked = acked
             self.last_progress = self.last_heard
@@ -299,7 +305,8 @@ class LinkReceiver:
                 if not self.unacked or not _poll(self.socket, zmq.POLLIN, ACK_DELAY):
                     break
         now = time.monotonic()
-        if self.peer is not None and (self.unacked or now - self.last_beat >= HEARTBEAT):
+        blocked = self.pending is not None  # said at every step: keeps the sender from resending
+        if self.peer is not None and (self.unacked or blocked or now - self.last_beat >= HEARTBEAT):
             self._ack()
             self.last_beat = now
         if not self.peer_lost and now - self.last_heard > self.peer_timeout:
@@ -345,7 +352,8 @@ class LinkReceiver:
 
     def _ack(self) -> None:
         self.unacked = self.unacked_bytes = 0
-        ack = msgpack.packb({"acked": self.expected - 1, "credit": WINDOW})
+        ack = {"acked": self.expected - 1, "credit": WINDOW, "blocked": self.pending is not None}
+        ack = msgpack.packb(ack)
         try:
             self.socket.send_multipart([self.peer, b"A", ack], zmq.NOBLOCK)
         except (zmq.Again, zmq.ZMQError):
