@@ -6,15 +6,23 @@ frame straight from ring memory (pyzmq `copy=False`). The record stays held (its
 not freed) until the receiving end acknowledges it, so it can be sent again.
 
 The receiving end writes records into its local ring strictly in `seq` order, and only
-then acknowledges them: `[b"A", {acked, credit}]`, `acked` the highest seq written,
-`credit` how many messages past it the sender may have in flight. So:
+then acknowledges them: `[b"A", {acked, credit, blocked}]`, `acked` the highest seq
+written, `credit` how many messages past it the sender may have in flight, `blocked` true
+while the next record is in hand but its ring is full. So:
 - back-pressure crosses the link: a full ring on the receiving side stops the acks, the
-  sender runs out of credit, stops reading its ring, and its producer waits;
+  sender runs out of credit, stops reading its ring, and its producer waits; `blocked`
+  tells the sender that nothing is lost, so it does not send its window again meanwhile;
 - a link cut for seconds loses nothing and duplicates nothing: ZeroMQ reconnects by
   itself; what was in flight and not acknowledged is sent again (go-back-N, after
   RESEND_AFTER seconds without progress), and the receiver drops what it already wrote.
 - heartbeats (`[b"H"]`) go both ways every HEARTBEAT seconds; a peer silent for
   `peer_timeout` seconds is reported (`peer_lost`), and the link goes on trying.
+
+Acknowledgements are cumulative, so the receiver sends one per ACK_EVERY records or
+ACK_BYTES bytes written, and one as soon as nothing more is arriving (ACK_DELAY): a
+stream costs the sender one wake-up per batch instead of one per record, and a sender
+that stopped sending (its ring is empty, or its credit or its ring space is used up) is
+answered at once.
 
 End of stream crosses as a record of kind EOF; brackets are records like any other.
 Nothing here is ever unpickled: headers are msgpack, payloads raw bytes.
@@ -23,6 +31,8 @@ Nothing here is ever unpickled: headers are msgpack, payloads raw bytes.
 from __future__ import annotations
 
 import collections
+import ctypes
+import platform
 import time
 
 import msgpack
@@ -36,6 +46,11 @@ __all__ = ["LinkReceiver", "LinkSender"]
 HEARTBEAT = 0.5
 RESEND_AFTER = 1.0
 WINDOW = 64  # messages in flight at most (the receiver's credit)
+ACK_EVERY = 16  # records written between acknowledgements while a stream flows
+ACK_BYTES = 1 << 20  # ... or this many payload bytes: large records are acked one by one
+ACK_DELAY = 0.0005  # seconds without a new message after which the receiver acks anyway
+RECEIVE_QUEUE = 4  # messages ZeroMQ may hold on the receiving side (RCVHWM)
+ZERO_COPY_MIN = 65536  # smaller payloads are copied: a zero-copy frame costs more
 _EOF = int(RecordKind.EOF)
 
 
@@ -50,6 +65,30 @@ def _socket(context: zmq.Context, kind: int, keys: dict | None) -> zmq.Socket:
         for option, value in keys.items():
             socket.setsockopt(option, value)
     return socket
+
+
+def _poll(socket: zmq.Socket, events: int, timeout: float) -> bool:
+    # zmq_poll directly: Socket.poll builds a Poller object on every call
+    return bool(zmq.zmq_poll([(socket, events)], int(timeout * 1000)))
+
+
+def _keep_freed_memory() -> None:
+    """Stop glibc from giving libzmq's freed receive buffers back to the kernel.
+
+    libzmq mallocs every large incoming message (1 MiB -> 1 MiB buffer) in its I/O
+    thread; we free it after copying it into the ring. glibc's defaults serve such sizes
+    with mmap, or trim them off the heap once two of them are free, so the next message
+    lands on fresh pages: measured 150 000-330 000 page faults per 3 000 MiB received and
+    about a third of the receiving process's CPU (benchmarks/README.md, bridge). Keeping
+    up to M_MMAP_THRESHOLD-sized blocks on the heap and not trimming it makes the next
+    message reuse the warm buffer the last one left. Process-wide, and bounded: what
+    stays allocated is the peak of what ZeroMQ held at once (RECEIVE_QUEUE messages).
+    """
+    if platform.libc_ver()[0] != "glibc":
+        return
+    mallopt = ctypes.CDLL(None).mallopt
+    mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: glibc's maximum (HEAP_MAX_SIZE / 2)
+    mallopt(-1, 128 << 20)  # M_TRIM_THRESHOLD
 
 
 class LinkSender:
@@ -74,7 +113,8 @@ class LinkSender:
         self.next_seq = 0
         self.acked = -1
         self.credit = WINDOW
-        self.in_flight: collections.OrderedDict[int, tuple[int, object]] = collections.OrderedDict()
+        # (seq, kind, payload, record or None), oldest first; seqs are consecutive
+        self.in_flight: collections.deque[tuple[int, int, object, object]] = collections.deque()
         self.sent = self.resent = 0
         self.ended = False  # the local ring ended: EOF is queued
         self.peer_lost = False
@@ -85,17 +125,28 @@ class LinkSender:
         return self.ended and not self.in_flight
 
     def step(self, timeout: float = 0.05) -> None:
-        """Do what can be done now: read and send within the credit, handle acks, resend."""
-        self._fill()
-        if self.socket.poll(int(timeout * 1000), zmq.POLLIN):
-            while self.socket.poll(0, zmq.POLLIN):
-                self._handle(self.socket.recv_multipart(copy=False))
+        """Do what can be done now: read and send within the credit, handle acks, resend.
+
+        Waits up to `timeout` seconds when nothing can be done: for an acknowledgement
+        while records are in flight, else for a record in the local ring.
+        """
+        self._take_acks()
+        if not self._fill():
+            queue_full = not self.socket.get(zmq.EVENTS) & zmq.POLLOUT
+            if self.in_flight or self.ended or queue_full:
+                # an ack (or space in ZeroMQ's queue) is what lets us go on
+                events = zmq.POLLIN | (zmq.POLLOUT if queue_full else 0)
+                if _poll(self.socket, events, timeout):
+                    self._take_acks()
+                    self._fill()
+            else:
+                self._fill(wait=timeout)  # nothing in flight: wait for the producer
         now = time.monotonic()
         if now - self.last_beat >= HEARTBEAT:
             try:
                 self.socket.send(b"H", zmq.NOBLOCK)
             except zmq.Again:
-                pass  # cut off with a full queue: the data itself says we are alive
+                pass  # the queue is full of data: the link is down, or slow
             self.last_beat = now
         if self.in_flight and now - self.last_progress >= RESEND_AFTER:
             self._resend()
@@ -104,27 +155,36 @@ class LinkSender:
             self.peer_lost = True
             self.report(f"link to the receiving end silent for {self.peer_timeout:g} s")
 
-    def _fill(self) -> None:
+    def _fill(self, wait: float = 0.0) -> int:
+        """Send records from the ring while the credit lasts; how many went."""
+        sent = 0
         while not self.ended and len(self.in_flight) < self.credit:
-            if not self.socket.poll(0, zmq.POLLOUT):
-                return  # ZeroMQ's queue is full: read the ring again when it drains
+            if not self.socket.get(zmq.EVENTS) & zmq.POLLOUT:
+                break  # ZeroMQ's queue is full: read the ring again when it drains
             try:
-                record = self.ring.recv(0)
+                record = self.ring.recv(wait)
             except RingEmpty:
-                return
+                break
             except EndOfStream:
                 self._send(self.next_seq, _EOF, b"")
-                self.in_flight[self.next_seq] = (_EOF, b"")
+                self.in_flight.append((self.next_seq, _EOF, b"", None))
                 self.next_seq += 1
                 self.ended = True
-                return
+                sent += 1
+                break
+            wait = 0.0
             kind = int(record.kind)
             # zero-copy: ZeroMQ sends from the ring slot; the record stays held until acked
-            frame = zmq.Frame(record, copy=False) if len(record) >= 65536 else bytes(record)
-            self.in_flight[self.next_seq] = (kind, (frame, record))
-            self._send(self.next_seq, kind, frame)
+            if len(record) >= ZERO_COPY_MIN:
+                payload = zmq.Frame(record, copy=False)
+            else:
+                payload = bytes(record)
+            self.in_flight.append((self.next_seq, kind, payload, record))
+            self._send(self.next_seq, kind, payload)
             self.next_seq += 1
             self.sent += 1
+            sent += 1
+        return sent
 
     def _send(self, seq: int, kind: int, payload) -> bool:
         header = msgpack.packb({"seq": seq, "kind": kind})
@@ -135,34 +195,45 @@ class LinkSender:
         return True
 
     def _resend(self) -> None:
-        for seq, (kind, held) in self.in_flight.items():
-            payload = held[0] if isinstance(held, tuple) else held
+        for seq, kind, payload, _record in self.in_flight:
             if not self._send(seq, kind, payload):
                 return
             self.resent += 1
 
-    def _handle(self, parts) -> None:
+    def _take_acks(self) -> None:
+        """Read every message waiting (acks, heartbeats); free what was acknowledged."""
+        acked = self.acked
+        heard = blocked = False
+        while self.socket.get(zmq.EVENTS) & zmq.POLLIN:
+            parts = self.socket.recv_multipart(zmq.NOBLOCK)
+            heard = True
+            if parts[0] == b"A":
+                ack = msgpack.unpackb(parts[1])
+                acked = max(acked, int(ack["acked"]))
+                self.credit = int(ack["credit"])
+                blocked = blocked or bool(ack.get("blocked"))
+        if not heard:
+            return
         self.last_heard = time.monotonic()
         if self.peer_lost:
             self.peer_lost = False
             self.report("link to the receiving end is back")
-        if bytes(parts[0]) != b"A":
-            return
-        ack = msgpack.unpackb(bytes(parts[1]))
-        acked, self.credit = int(ack["acked"]), int(ack["credit"])
+        if blocked:
+            # the far end holds the next record and waits for ring space: slow, not lost
+            self.last_progress = self.last_heard
         if acked > self.acked:
             self.acked = acked
-            self.last_progress = time.monotonic()
-            while self.in_flight and next(iter(self.in_flight)) <= acked:
-                _, (kind, held) = self.in_flight.popitem(last=False)
-                if isinstance(held, tuple):
-                    held[1].release()  # the ring slot is free now
+            self.last_progress = self.last_heard
+            while self.in_flight and self.in_flight[0][0] <= acked:
+                record = self.in_flight.popleft()[3]
+                if record is not None:
+                    record.release()  # the ring slot is free now
 
     def close(self) -> None:
         """Let go of the socket and of every record still held."""
-        for _kind, held in self.in_flight.values():
-            if isinstance(held, tuple):
-                held[1].release()
+        for _seq, _kind, _payload, record in self.in_flight:
+            if record is not None:
+                record.release()
         self.in_flight.clear()
         self.socket.close(0)
 
@@ -177,12 +248,31 @@ class LinkReceiver:
         peer_timeout: seconds of silence after which `peer_lost` is set and reported.
         keys: socket options for CurveZMQ (zmq.CURVE_SERVER, ...), or None.
         report: callable(str) for link events.
+        keep_freed_memory: tune this process's glibc malloc so libzmq's receive buffers
+            are reused instead of page-faulted in anew for every large message (see
+            `_keep_freed_memory`); process-wide, so False where the process is shared.
     """
 
-    def __init__(self, ring, endpoint, context=None, peer_timeout=5.0, keys=None, report=None):
+    def __init__(
+        self,
+        ring,
+        endpoint,
+        context=None,
+        peer_timeout=5.0,
+        keys=None,
+        report=None,
+        *,
+        keep_freed_memory=True,
+    ):
+        if keep_freed_memory:
+            _keep_freed_memory()
         self.ring = ring
         self.socket = _socket(context or zmq.Context.instance(), zmq.ROUTER, keys)
         self.socket.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting sender takes over
+        # What is in flight waits in the TCP buffers and on the sending side (as
+        # references into its ring), not here as malloc'd copies: bounded memory, and the
+        # few buffers in use stay warm in the cache.
+        self.socket.setsockopt(zmq.RCVHWM, RECEIVE_QUEUE)
         self.socket.bind(endpoint)
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.peer_timeout = peer_timeout
@@ -191,63 +281,79 @@ class LinkReceiver:
         self.pending = None  # a message waiting for space in the ring
         self.peer: bytes | None = None
         self.received = self.duplicates = 0
+        self.unacked = self.unacked_bytes = 0  # written (or dropped) since the last ack
         self.ended = False
         self.peer_lost = False
         self.last_heard = self.last_beat = time.monotonic()
 
     def step(self, timeout: float = 0.05) -> None:
         """Receive what arrived, write it in order, acknowledge, beat."""
-        progressed = False
         if self.pending is not None:
             # the ring was full: wait for space here, reading nothing more meanwhile (the
             # sender runs out of credit: back-pressure)
             parts, self.pending = self.pending, None
-            progressed = self._handle(parts, wait=timeout)
-        elif self.socket.poll(int(timeout * 1000), zmq.POLLIN):
-            while self.pending is None and self.socket.poll(0, zmq.POLLIN):
-                progressed |= self._handle(self.socket.recv_multipart(copy=False))
+            self._handle(parts, wait=timeout)
+        elif self._waiting() or _poll(self.socket, zmq.POLLIN, timeout):
+            deadline = time.monotonic() + timeout
+            while self.pending is None and time.monotonic() < deadline:
+                while self.pending is None and self._waiting():
+                    self._handle(self.socket.recv_multipart(zmq.NOBLOCK, copy=False))
+                    if self.unacked >= ACK_EVERY or self.unacked_bytes >= ACK_BYTES:
+                        self._ack()
+                # nothing more queued: wait a moment for the next message of the stream
+                # before acknowledging, so a flowing stream gets one ack per batch
+                if not self.unacked or not _poll(self.socket, zmq.POLLIN, ACK_DELAY):
+                    break
         now = time.monotonic()
-        if self.peer is not None and (progressed or now - self.last_beat >= HEARTBEAT):
+        blocked = self.pending is not None  # said at every step: keeps the sender from resending
+        if self.peer is not None and (self.unacked or blocked or now - self.last_beat >= HEARTBEAT):
             self._ack()
             self.last_beat = now
         if not self.peer_lost and now - self.last_heard > self.peer_timeout:
             self.peer_lost = True
             self.report(f"link from the sending end silent for {self.peer_timeout:g} s")
 
-    def _handle(self, parts, wait: float = 0.0) -> bool:
-        self.peer = bytes(parts[0])
+    def _waiting(self) -> bool:
+        return bool(self.socket.get(zmq.EVENTS) & zmq.POLLIN)
+
+    def _handle(self, parts, wait: float = 0.0) -> None:
+        self.peer = parts[0].bytes
         self.last_heard = time.monotonic()
         if self.peer_lost:
             self.peer_lost = False
             self.report("link from the sending end is back")
-        if bytes(parts[1]) != b"D":
-            return False
-        header = msgpack.unpackb(bytes(parts[2]))
+        if parts[1].bytes != b"D":
+            return
+        header = msgpack.unpackb(parts[2].bytes)
         seq, kind = int(header["seq"]), int(header["kind"])
         if seq < self.expected:
             self.duplicates += 1
-            return True  # already written: the ack tells the sender
+            self.unacked += 1  # already written: the ack tells the sender
+            return
         if seq > self.expected or self.ended:
-            return False  # a gap: the sender goes back and resends in order
+            return  # a gap: the sender goes back and resends in order
         if kind == _EOF:
             self.ring.close()
             self.ended = True
         else:
+            payload = parts[3].buffer
             try:
-                self.ring.send(parts[3].buffer, wait, kind)
+                self.ring.send(payload, wait, kind)
             except RingFull:
                 self.pending = parts  # written once there is space
-                return False
+                return
             except BrokenConnection:
                 self.ended = True
-                return False
+                return
+            self.unacked_bytes += len(payload)
         self.expected += 1
         self.received += 1
-        return True
+        self.unacked += 1
 
     def _ack(self) -> None:
-        free = WINDOW
-        ack = msgpack.packb({"acked": self.expected - 1, "credit": free})
+        self.unacked = self.unacked_bytes = 0
+        ack = {"acked": self.expected - 1, "credit": WINDOW, "blocked": self.pending is not None}
+        ack = msgpack.packb(ack)
         try:
             self.socket.send_multipart([self.peer, b"A", ack], zmq.NOBLOCK)
         except (zmq.Again, zmq.ZMQError):
