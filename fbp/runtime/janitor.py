@@ -3,10 +3,10 @@
 A supervisor unlinks its rings when it ends, even on an exception; only `kill -9` (or a
 crash of the interpreter) skips that. So every process that creates rings starts one
 janitor: `python -m fbp.runtime.janitor PID`, in its own session (a Ctrl-C or a kill of
-the run's process group does not reach it), reading a pipe from its owner. When the owner
-leaves normally it writes "done" first and the janitor just exits; when the pipe closes
-without it, the owner died, and the janitor unlinks every fbp segment named with the
-owner's pid (`fbp-...-{pid}-...`, fbp.ring.new_segment_name).
+the run's process group does not reach it), reading a pipe from its owner. When the pipe
+closes the owner has left (normally, or killed), and the janitor unlinks every fbp
+segment still named with the owner's pid (`fbp-...-{pid}-...`, fbp.ring.new_segment_name):
+normally none, but also those of a thread that could not finish (an agent's run).
 """
 
 from __future__ import annotations
@@ -53,16 +53,16 @@ def _release(janitor: subprocess.Popen) -> None:
 
 
 def _watch(owner: int) -> int:
-    data = b""
-    while chunk := sys.stdin.buffer.read1(64):
-        data += chunk
-    if data.endswith(_DONE):
-        return 0
-    from fbp.ring import remove_segments_of
+    while sys.stdin.buffer.read1(64):
+        pass
+    from fbp.ring import _pid_alive, remove_segments_of
 
-    # the pipe closes as the owner dies; its children (ring peers) die with it
-    time.sleep(0.2)
-    remove_segments_of(owner)
+    # the pipe closes as the owner exits; its segments are garbage once it is gone
+    deadline = time.monotonic() + 30.0
+    while _pid_alive(owner) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not _pid_alive(owner):
+        remove_segments_of(owner)
     return 0
 
 
