@@ -38,6 +38,7 @@ def test_public_exports_are_stable():
         "list_segments",
         "new_segment_name",
         "remove_stale_segments",
+        "remove_segments_of",
         "wait_any",
     }
     assert [k.name for k in RecordKind] == ["DATA", "OPEN", "CLOSE", "EOF", "CONTROL"]
