@@ -45,6 +45,13 @@ def fbp_segments() -> set[str]:
     return {p.name for p in SHM.iterdir() if p.name.startswith(SEGMENT_PREFIX)}
 
 
+def _is_janitor(entry: pathlib.Path) -> bool:
+    try:
+        return b"fbp.runtime.janitor" in (entry / "cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def child_pids(root: int | None = None) -> set[int]:
     """All live descendants of `root` (default: this process), read from /proc."""
     root = os.getpid() if root is None else root
@@ -58,8 +65,8 @@ def child_pids(root: int | None = None) -> set[int]:
             continue
         # The command name may contain spaces and parentheses; fields start after the last ')'.
         fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] == "Z":
-            continue
+        if fields[0] == "Z" or _is_janitor(entry):
+            continue  # a janitor (fbp.runtime.janitor) outlives runs on purpose
         parents[int(entry.name)] = int(fields[1])
     found: set[int] = set()
     frontier = {root}
