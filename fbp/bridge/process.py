@@ -12,7 +12,6 @@ downstream see end of stream; a sender stops, so its producer sees the link brok
 
 from __future__ import annotations
 
-import signal
 import time
 
 import zmq
@@ -33,7 +32,6 @@ def run_bridge(spec: dict, control, stop, heartbeat) -> int:
     """
     from fbp.cluster.keys import load_keys
 
-    signal.signal(signal.SIGUSR1, stop.set)
     link_id = spec["link"]
 
     def report(text: str) -> None:

@@ -141,7 +141,7 @@ class StopFlag:
         return self.stopped
 
 
-def run(spec: dict, control: Control) -> int:
+def run(spec: dict, control: Control, stop: StopFlag) -> int:
     """Attach the rings, run the component, report. Returns the exit status."""
     from fbp.errors import PortTypeError
     from fbp.packet import Packet
@@ -156,8 +156,6 @@ def run(spec: dict, control: Control) -> int:
     if spec.get("ledger_file"):
         os.environ[RUN_LEDGER_ENV] = spec["ledger_file"]
     component = Registry(spec["paths"]).get(spec["component"])
-    stop = StopFlag()
-    signal.signal(signal.SIGUSR1, stop.set)
 
     logger = logging.getLogger(f"fbp.process.{name}")
     logger.propagate = False
@@ -273,6 +271,9 @@ def run(spec: dict, control: Control) -> int:
 def main() -> int:
     """Entry point: read the spec from stdin, run, exit with the status."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # first thing: a stop asked for while the component is still importing must be kept
+    stop = StopFlag()
+    signal.signal(signal.SIGUSR1, stop.set)
     spec = msgpack.unpackb(sys.stdin.buffer.read(), raw=False, strict_map_key=False)
     _die_with_parent(spec["parent_pid"])
     try:
@@ -286,8 +287,8 @@ def main() -> int:
         if spec.get("bridge"):
             from fbp.bridge.process import run_bridge
 
-            return run_bridge(spec, control, StopFlag(), lambda: start_heartbeat(control))
-        return run(spec, control)
+            return run_bridge(spec, control, stop, lambda: start_heartbeat(control))
+        return run(spec, control, stop)
     except BaseException as exc:  # noqa: BLE001 - report every way of dying
         control.send(
             {

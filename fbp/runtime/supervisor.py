@@ -678,10 +678,17 @@ class Supervisor:
             self.remote.stop(grace)
         for instance in self.instances.values():
             if instance.is_source and not instance.done:
-                try:
-                    os.kill(instance.popen.pid, signal.SIGUSR1)
-                except ProcessLookupError:
-                    pass
+                self._ask_to_stop(instance)
+
+    def _ask_to_stop(self, instance: Instance) -> None:
+        """SIGUSR1 to a source that is set up; one still starting gets it once it says it
+        runs (`_message`): before its handler is in place the signal would kill it."""
+        if instance.popen is None or not instance.started:
+            return
+        try:
+            os.kill(instance.popen.pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            pass
 
     def _kill_all(self) -> None:
         if self.remote is not None:
@@ -783,6 +790,9 @@ class Supervisor:
             return  # last_heard is enough
         elif kind == "state":
             status.state = message["state"]
+            if not instance.started and self.stopping and instance.is_source:
+                instance.started = True
+                self._ask_to_stop(instance)  # the stop it missed while starting
             instance.started = True
             self._mark_ready(instance.name)
         elif kind == "drops":

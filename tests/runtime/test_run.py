@@ -325,6 +325,36 @@ S(probe/Endless) OUT -> IN T(core/Throttle) OUT -> IN D(core/Drop)
     assert "second interrupt" in stderr
 
 
+def test_ctrl_c_while_a_source_is_still_importing_stops_it_cleanly(graph_file):
+    # The stop (SIGUSR1) must not reach a source before it can take it: it would die of
+    # the signal instead of finishing (seen with a cancelled Slurm job right at its start).
+    graph = graph_file(
+        "S(slowstart/Count) OUT -> IN R(core/Repeat) OUT -> IN D(core/Drop)\n", name="early.fbp"
+    )
+    proc = subprocess.Popen(
+        [FBP, "run", str(graph), "--path", str(LIB), "--no-observe"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if "fbp: started" in line:
+                break
+        proc.send_signal(signal.SIGINT)  # the source is importing for another ~1.5 s
+        _, rest = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = "".join(lines) + rest
+    assert proc.returncode == 130, stderr
+    assert "killed by signal" not in stderr
+    assert "fbp: S finished" in stderr
+
+
 def _alive(pid: int) -> bool:
     try:
         stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
