@@ -2,13 +2,16 @@
 
 Each subcommand lives in its own module in this package and defines `COMMAND` (its name),
 `HELP` (one line), `DESCRIPTION` (the full help text), `add_arguments(parser)` and
-`run(args) -> int`. Modules are discovered, so adding a subcommand touches no other file.
+`run(args) -> int`; `ACCEPTS_UNKNOWN = True` hands options it does not declare to `run`
+as `args.unknown` (for options passed on to another program). Modules are discovered,
+so adding a subcommand touches no other file.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -52,14 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        p.set_defaults(_run=module.run, _accepts_unknown=getattr(module, "ACCEPTS_UNKNOWN", False))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `fbp` console script; returns the process exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # a command that passes options on to another program (`fbp slurm submit` to sbatch)
+    # sets ACCEPTS_UNKNOWN; for every other command an unknown option is an error
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "_accepts_unknown", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.unknown = unknown
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
@@ -70,3 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `fbp components | head`: the reader left; say nothing more (and let Python's
+        # own flush at exit not complain either)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -26,7 +26,7 @@ are refused (and reported here).
 examples:
   fbp agent --listen tcp://0.0.0.0:7000
   fbp agent --listen tcp://10.0.0.2:7000 --keys ~/.fbp/keys
-  fbp agent --listen tcp://0.0.0.0:0 --announce /shared/job/agents/0.json   # as Slurm does
+  fbp agent --listen tcp://0.0.0.0:0 --announce /shared/job/agents/{node}.json  # as Slurm jobs do
 """
 
 
@@ -44,7 +44,8 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--announce",
         metavar="FILE",
-        help='once listening, write {"node", "endpoint", "pid"} as JSON to FILE (atomically)',
+        help='once listening, write {"node", "endpoint", "pid"} as JSON to FILE (atomically); '
+        "{node} in FILE becomes this node's name (Slurm's, else the hostname)",
     )
 
 
@@ -67,7 +68,7 @@ def run(args) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: agent.stop())
     if args.announce:
-        write_announcement(args.announce, agent.endpoint)
+        write_announcement(args.announce.replace("{node}", node_name()), agent.endpoint)
     secure = f", keys {agent.keys_folder}" if agent.keys else ", no keys (plain TCP)"
     print(
         f"fbp agent: listening on {announce_address(agent.endpoint)} (node {node_name()}{secure})",

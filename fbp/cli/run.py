@@ -43,30 +43,7 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="the graph: .fbp or reference JSON")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="PROC.PORT=VALUE",
-        help="give PROC's inport PORT this IIP (replaces one in the file); repeatable",
-    )
-    parser.add_argument(
-        "--quiet", "-q", action="store_true", help="print only what components print (and failures)"
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=None,
-        metavar="S",
-        help="stop the sources after S seconds and exit 124",
-    )
-    parser.add_argument(
-        "--path",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="folder with your own component libraries (also FBP_PATH)",
-    )
+    add_run_options(parser)
     parser.add_argument("--no-status", action="store_true", help="no live table even on a terminal")
     parser.add_argument(
         "--ui",
@@ -84,6 +61,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "a free port; `fbp ui` and `fbp top` find it)",
     )
     parser.add_argument(
+        "--hosts",
+        metavar="NAME=local|NAME=tcp://HOST:PORT,...",
+        help="run across hosts: a process with node=NAME runs on that host (`local`: here, "
+        "else the `fbp agent` listening at that address); processes without node= run here",
+    )
+    parser.add_argument(
+        "--no-observe",
+        action="store_true",
+        help="no dashboard, metrics endpoint or previews for this run",
+    )
+
+
+def add_run_options(parser: argparse.ArgumentParser, keys_help: str | None = None) -> None:
+    """The options of a run wherever it starts (`fbp run`, `fbp slurm submit`)."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PROC.PORT=VALUE",
+        help="give PROC's inport PORT this IIP (replaces one in the file); repeatable",
+    )
+    parser.add_argument(
+        "--path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="folder with your own component libraries (also FBP_PATH)",
+    )
+    parser.add_argument(
+        "--quiet", "-q", action="store_true", help="print only what components print (and failures)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="stop the sources after S seconds and exit 124",
+    )
+    parser.add_argument(
         "--hang-timeout",
         type=float,
         default=10.0,
@@ -97,15 +113,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write the loss ledger (packets failed, replayed, dropped, lost) as JSON",
     )
     parser.add_argument(
-        "--hosts",
-        metavar="NAME=local|NAME=tcp://HOST:PORT,...",
-        help="run across hosts: a process with node=NAME runs on that host (`local`: here, "
-        "else the `fbp agent` listening at that address); processes without node= run here",
-    )
-    parser.add_argument(
         "--keys",
         metavar="DIR",
-        help="CurveZMQ key folder (`fbp keys generate DIR`), the same on every host: "
+        help=keys_help
+        or "CurveZMQ key folder (`fbp keys generate DIR`), the same on every host: "
         "encrypts and authenticates the agents and links of --hosts",
     )
     parser.add_argument(
@@ -116,11 +127,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a host silent for S seconds is lost: reported, its links end, the run stops "
         "(default 10)",
     )
-    parser.add_argument(
-        "--no-observe",
-        action="store_true",
-        help="no dashboard, metrics endpoint or previews for this run",
-    )
+
+
+def run_option_list(args: argparse.Namespace) -> list[str]:
+    """`add_run_options` values as `fbp run` arguments again, except --set, --path and
+    --keys (for a run started elsewhere: the batch step of `fbp slurm submit`)."""
+    import os
+
+    options = [
+        "--hang-timeout",
+        f"{args.hang_timeout:g}",
+        "--host-timeout",
+        f"{args.host_timeout:g}",
+    ]
+    if args.timeout is not None:
+        options += ["--timeout", f"{args.timeout:g}"]
+    if args.ledger:
+        options += ["--ledger", os.path.abspath(args.ledger)]
+    if args.quiet:
+        options.append("--quiet")
+    return options
 
 
 def apply_sets(graph, sets: list[str]) -> None:
