@@ -124,8 +124,15 @@ def add_run_options(parser: argparse.ArgumentParser, keys_help: str | None = Non
         type=float,
         default=10.0,
         metavar="S",
-        help="a host silent for S seconds is lost: reported, its links end, the run stops "
-        "(default 10)",
+        help="a host silent for S seconds is lost: reported, its links end, and the run "
+        "stops or goes on as --on-host-loss says (default 10)",
+    )
+    parser.add_argument(
+        "--on-host-loss",
+        choices=["stop", "continue"],
+        default="stop",
+        help="when a host is lost: stop the run (default), or continue without it: what "
+        "it held and what is sent to it afterwards is counted as lost; exit status 1",
     )
 
 
@@ -139,6 +146,8 @@ def run_option_list(args: argparse.Namespace) -> list[str]:
         f"{args.hang_timeout:g}",
         "--host-timeout",
         f"{args.host_timeout:g}",
+        "--on-host-loss",
+        args.on_host_loss,
     ]
     if args.timeout is not None:
         options += ["--timeout", f"{args.timeout:g}"]
@@ -218,6 +227,7 @@ def _across_hosts(args, graph, plan, log) -> dict | None:
         keys=args.keys,
         host_timeout=args.host_timeout,
         hang_timeout=args.hang_timeout,
+        on_host_loss=args.on_host_loss,
         log=log,
         err=lambda text: (sys.stderr.write(text), sys.stderr.flush()),
     )
@@ -263,6 +273,7 @@ def run(args: argparse.Namespace) -> int:
         display=display,
         timeout=args.timeout,
         hang_timeout=args.hang_timeout,
+        on_host_loss=args.on_host_loss,
         **across,
     )
     if across.get("remote") is not None:

@@ -64,6 +64,7 @@ class _Run:
             link_bind=lambda peer: agent.bind_ip,
             keys=agent.keys_folder,
             link_timeout=float(message.get("link_timeout", 5.0)),
+            on_host_loss=str(message.get("on_host_loss", "stop")),
         )
         self.supervisor.subscribe(self._event)
         from fbp.observe.previews import PreviewTaps
@@ -86,6 +87,7 @@ class _Run:
                         "instance": instance.name,
                         "returncode": fields["returncode"],
                         "restarting": instance.restart_at is not None,
+                        "link_ended": self.supervisor.link_ended_on_purpose(instance),
                     },
                 )
             )

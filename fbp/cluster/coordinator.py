@@ -11,7 +11,9 @@ host has finished, and passes stops and kills on. It
 - merges every host's numbers into the local status board (so the terminal table, the
   dashboard and /metrics show all hosts), prints their output prefixed with the host;
 - notices a host that goes silent for `host_timeout` seconds: reported as a failure, its
-  links end on every other host (what came from it drains downstream), the run stops.
+  links end on every other host (what came from it drains downstream); then the run stops,
+  or, with `on_host_loss="continue"`, goes on without it (what its links held, and what
+  is sent towards it afterwards, is counted as lost).
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class RemoteHosts:
         keys: CurveZMQ key folder, or None.
         host_timeout: seconds of silence after which a host counts as lost.
         hang_timeout, link_timeout: passed on to every host's supervisor.
+        on_host_loss: "stop" or "continue" (see the module docstring), on every host.
         log: callable(str) for runtime messages; err: callable(str) for output lines.
     """
 
@@ -87,6 +90,7 @@ class RemoteHosts:
         host_timeout: float = 10.0,
         hang_timeout: float = 10.0,
         link_timeout: float = 5.0,
+        on_host_loss: str = "stop",
         log=None,
         err=None,
     ) -> None:
@@ -99,6 +103,7 @@ class RemoteHosts:
         self.host_timeout = host_timeout
         self.hang_timeout = hang_timeout
         self.link_timeout = link_timeout
+        self.on_host_loss = on_host_loss
         self.log = log or (lambda text: None)
         self.err = err or (lambda text: None)
         self.context = zmq.Context()
@@ -246,6 +251,7 @@ class RemoteHosts:
                     hang_timeout=self.hang_timeout,
                     link_timeout=self.link_timeout,
                     host_timeout=self.host_timeout,
+                    on_host_loss=self.on_host_loss,
                 )
         elif event == "message" and fields["message"].get("t") == "bound":
             message = fields["message"]
@@ -288,7 +294,8 @@ class RemoteHosts:
         elif kind == "preview":
             self.previews[int(message["connection"])] = {**message["preview"], "host": host}
         elif kind == "exit":
-            if message["returncode"] != 0 and not message["restarting"]:
+            expected = message.get("link_ended") and self.on_host_loss == "continue"
+            if message["returncode"] != 0 and not message["restarting"] and not expected:
                 supervisor.stop_after_failure(f"{message['instance']} on host {host} failed")
         elif kind == "refused":
             supervisor.failures.append(f"host {host} refused the run: {message['error']}")
@@ -329,7 +336,10 @@ class RemoteHosts:
             if status.host == host and status.state not in ("finished", "failed", "killed"):
                 status.state = "lost"
         self._end_links(host, reason)
-        self.supervisor.stop_after_failure(f"host {host} was lost")
+        if self.on_host_loss == "continue":
+            self.log(f"fbp: the run goes on without host {host} (--on-host-loss continue)")
+        else:
+            self.supervisor.stop_after_failure(f"host {host} was lost")
 
     def _end_links(self, host: str, reason: str) -> None:
         self.supervisor.end_links(host, reason)

@@ -257,6 +257,12 @@ def run(spec: dict, control: Control, stop: StopFlag) -> int:
     control.send({"t": "state", "state": "running"})
     executor.run()
     receiver.close()
+    for groups in outputs.values():
+        for destination in (d for group in groups.values() for d in group):
+            if destination.undelivered:
+                control.send(
+                    {"t": "undelivered", "ring": destination.gone, "count": destination.undelivered}
+                )
     control.send(
         {
             "t": "done",

@@ -52,6 +52,10 @@ class RingDestination(Destination):
     Args:
         rings: producer handles, one per target instance.
         on_broken: called with the ring when its consumer went away (it is then skipped).
+
+    Attributes:
+        undelivered: data packets sent after every consumer went away (nobody got them:
+            the loss ledger counts them against `gone`, the last ring that broke).
     """
 
     def __init__(self, rings: list[Ring], on_broken: Any = None) -> None:
@@ -59,6 +63,8 @@ class RingDestination(Destination):
         self.on_broken = on_broken
         self.alive = bool(self.rings)
         self._turn = 0
+        self.undelivered = 0
+        self.gone: str | None = None
 
     def _least_loaded(self) -> Ring:
         # Fill levels come from the ring headers: no bookkeeping on the hot path. The scan
@@ -80,6 +86,7 @@ class RingDestination(Destination):
     def _broken(self, ring: Ring) -> None:
         self.rings.remove(ring)
         self.alive = bool(self.rings)
+        self.gone = ring.name
         if self.on_broken is not None:
             self.on_broken(ring)
 
@@ -111,6 +118,8 @@ class RingDestination(Destination):
                 wait_any(self.rings, 0.2, len(data))
             except BrokenConnection:
                 self._broken(ring)
+        if kind == _DATA:
+            self.undelivered += 1
 
     @contextlib.contextmanager
     def reserve(self, nbytes: int, kind: int = _DATA) -> Iterator[memoryview]:
@@ -127,6 +136,8 @@ class RingDestination(Destination):
             with reservation as slot:
                 yield slot
             return
+        if kind == _DATA:
+            self.undelivered += 1
         yield memoryview(bytearray(nbytes))  # nobody listens any more: write and drop
 
     def close(self) -> None:

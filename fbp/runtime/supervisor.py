@@ -61,6 +61,7 @@ STATUS_INTERVAL = 0.5
 TIMEOUT_GRACE = 10.0
 # A process silent this long (no heartbeat, sent twice a second) is stopped or hung.
 HANG_TIMEOUT = 10.0
+HOST_LOSS_POLICIES = ("stop", "continue")  # what a run does when a host is lost
 # A restarted process waits 0.1 s; after dying within QUICK_DEATH s of a start it waits
 # twice as long as the time before, at most 5 s.
 RESTART_BACKOFF = 0.1
@@ -129,6 +130,7 @@ class Instance:
     started: bool = False  # set up and beating
     bridge: str | None = None  # "send" or "receive" for one end of a link across hosts
     peer: str | None = None  # a bridge's far host
+    link_ended: str | None = None  # why its far host is gone (`end_links`), for a bridge
 
 
 class Supervisor:
@@ -148,6 +150,8 @@ class Supervisor:
         link_bind: callable(peer host) -> the address a link receiver binds to.
         keys: CurveZMQ key folder for the links (fbp.cluster.keys), or None.
         link_timeout: seconds of silence after which a link reports its peer lost.
+        on_host_loss: "stop" (a lost host stops the run) or "continue" (the rest runs on:
+            links with the lost host end, what they held is counted as lost).
     """
 
     def __init__(
@@ -166,7 +170,13 @@ class Supervisor:
         link_bind=None,
         keys: str | None = None,
         link_timeout: float = 5.0,
+        on_host_loss: str = "stop",
     ) -> None:
+        if on_host_loss not in HOST_LOSS_POLICIES:
+            raise ValueError(
+                f"on_host_loss must be one of {', '.join(HOST_LOSS_POLICIES)}, got {on_host_loss!r}"
+            )
+        self.on_host_loss = on_host_loss
         self.plan = plan
         self.placement = placement
         self.host = host
@@ -275,6 +285,7 @@ class Supervisor:
         for instance in self._links.values():
             if instance.peer != host or instance.done:
                 continue
+            instance.link_ended = reason
             if instance.popen is None:
                 instance.done = True
                 self.board.processes[instance.name].state = "failed"
@@ -747,6 +758,8 @@ class Supervisor:
     def _drain(self, instance: Instance, selector) -> None:
         """Read what an exited child left in its pipes (its write ends are closed now)."""
         for stream, fd in (("control", instance.control_fd), ("stderr", instance.stderr_fd)):
+            if fd is None:
+                continue  # never started: a link whose far end was gone before it bound
             while fd in selector.get_map():
                 if not self._read(instance, stream, selector):
                     break
@@ -795,6 +808,11 @@ class Supervisor:
                 self._ask_to_stop(instance)  # the stop it missed while starting
             instance.started = True
             self._mark_ready(instance.name)
+        elif kind == "undelivered":
+            # sent after the connection's consumer was gone for good (a lost host's link)
+            name = message.get("ring")
+            label = self.rings[name][1] if name in self.rings else str(name)
+            self.ledger.add(label, "lost", "sent after its consumer was gone", message["count"])
         elif kind == "drops":
             # a latest/sampled input left packets out: totals per ring, counted once
             name = message.get("ring")
@@ -829,15 +847,21 @@ class Supervisor:
             status.state = "finished"
             self.log(f"fbp: {instance.name} finished")
             return
-        status.state = "failed" if returncode > 0 else "killed"
-        if returncode < 0:
-            reason = f"killed by signal {signal.Signals(-returncode).name}"
+        if self.link_ended_on_purpose(instance):
+            # the run goes on without the far host: the host's loss is the failure, once
+            status.state = "lost"
+            reason = f"ended: {instance.link_ended}"
+            self.log(f"fbp: {instance.name} {reason}; the run goes on (--on-host-loss continue)")
         else:
-            reason = f"exited with status {returncode}"
-        message = f"{instance.name} ({status.component}, pid {status.pid}) {reason}"
-        if instance.fatal is None or returncode < 0:
-            self.failures.append(message)
-        self._err(f"fbp: process {message}\n")
+            status.state = "failed" if returncode > 0 else "killed"
+            if returncode < 0:
+                reason = f"killed by signal {signal.Signals(-returncode).name}"
+            else:
+                reason = f"exited with status {returncode}"
+            message = f"{instance.name} ({status.component}, pid {status.pid}) {reason}"
+            if instance.fatal is None or returncode < 0:
+                self.failures.append(message)
+            self._err(f"fbp: process {message}\n")
         # What waited in its input rings (received or not) will never be processed.
         for name in instance.inputs:
             ring, label = self.rings[name]
@@ -845,7 +869,12 @@ class Supervisor:
             waiting = stats["packets"] - stats["packets_released"]
             self.ledger.add(label, "lost", f"{instance.name} {reason}", waiting)
         self._close_for(instance)
-        self.stop_after_failure("a process failed")
+        if not self.link_ended_on_purpose(instance):
+            self.stop_after_failure("a process failed")
+
+    def link_ended_on_purpose(self, instance: Instance) -> bool:
+        """True for a bridge ended because its far host is gone, in a run that goes on."""
+        return instance.link_ended is not None and self.on_host_loss == "continue"
 
     # -- hangs and restarts --------------------------------------------------------------
 

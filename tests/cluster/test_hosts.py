@@ -8,6 +8,7 @@ frames; check/Verify reports how many arrived, how many distinct, how many corru
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shutil
@@ -257,6 +258,77 @@ def test_an_agent_killed_mid_run_is_reported_and_nothing_survives(tmp_path, host
     assert time.monotonic() - killed < 3 + 10 + 10  # host timeout, grace, margin
     assert f"host c ({c.endpoint}) lost: no word from its agent for 3 s" in err
     assert wait_for(lambda: not _children(b.pid), 10), "host b kept processes"
+    assert wait_for(lambda: not _our_segments(), 30), _our_segments()
+
+
+SIDE_BRANCH = """\
+'{count}' -> COUNT Src(check/Blobs)
+'{rate}' -> RATE Pace(core/Throttle)
+Src OUT -> IN Pace OUT -> IN Work(core/Repeat:node=b)
+Work OUT -> IN Check(check/Verify) REPORT -> IN Out(core/Output)
+Pace OUT -> IN View(core/Drop:node=c)
+"""
+
+
+@pytest.mark.timeout(180)
+def test_with_on_host_loss_continue_the_rest_of_the_run_goes_on(tmp_path, hosts, agents):
+    # c only watches a copy of the stream; losing it must not lose the main branch
+    b, c = _ns_agents(hosts, agents)
+    graph = tmp_path / "side.fbp"
+    graph.write_text(SIDE_BRANCH.format(count=3000, rate=500.0))  # about 6 s
+    ledger = tmp_path / "ledger.json"
+    run = subprocess.Popen(
+        [
+            "ip", "netns", "exec", hosts["names"][0],
+            FBP_EXE, "run", graph, "--hosts", _hosts(b, c), "--path", LIB,
+            "--no-status", "--no-observe", "--host-timeout", "2",
+            "--on-host-loss", "continue", "--ledger", ledger,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert wait_for(lambda: _children(c.pid), 20), "host c runs nothing"
+    time.sleep(1.0)  # blobs flow to c and on through b
+    c.popen.kill()
+    out, err = run.communicate(timeout=90)
+    assert run.returncode == 1, err  # a host was lost: not a clean run, but a whole one
+    assert f"host c ({c.endpoint}) lost: no word from its agent for 2 s" in err
+    assert "the run goes on without host c (--on-host-loss continue)" in err
+    assert "stopping the sources" not in err
+    assert out.strip() == "received=3000 unique=3000 corrupt=0 max=2999", err
+    assert ledger.exists(), err
+    lost = {
+        e["where"]: e["count"]
+        for e in json.loads(ledger.read_text())["entries"]
+        if e["kind"] == "lost"
+    }
+    # what waited for c, and what Pace sent after c's link ended: every blob is accounted
+    assert sum(count for where, count in lost.items() if "View" in where) >= 1, lost
+    assert wait_for(lambda: not _children(b.pid), 10), "host b kept processes"
+    assert wait_for(lambda: not _our_segments(), 30), _our_segments()
+
+
+@pytest.mark.timeout(120)
+def test_a_host_that_refuses_the_run_is_reported_and_the_run_ends_cleanly(tmp_path, agents):
+    # Components found through FBP_PATH here only: the agents cannot plan the graph and
+    # refuse. The link towards c then never starts (its receiver never bound): it must
+    # end too, and the run with it.
+    b, c = agents(), agents()
+    graph = tmp_path / "refused.fbp"
+    graph.write_text(SIDE_BRANCH.replace("core/Drop", "check/Verify").format(count=50, rate=0))
+    result = subprocess.run(
+        [FBP_EXE, "run", graph, "--hosts", _hosts(b, c), "--no-status", "--no-observe"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, "FBP_PATH": str(LIB)},
+    )
+    assert result.returncode == 1, result.stderr
+    assert "host c refused the run: the graph does not check here" in result.stderr
+    assert "no component library 'check'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert wait_for(lambda: not _children(b.pid) and not _children(c.pid), 10)
     assert wait_for(lambda: not _our_segments(), 30), _our_segments()
 
 
