@@ -22,6 +22,7 @@ is). It holds:
                      coordinator, agents and links can talk to each other
     agents/          one announcement {node, endpoint, pid} per agent
     placement.json   which host name runs on which node (written once the agents answer)
+    dashboard.json   where the running job's dashboard listens, with its token (0600)
     output.log       the batch step's output: the coordinator's messages and summary
     agent-NODE.log   each agent's output
     submitted.json   {job, submitted, command}
@@ -474,6 +475,15 @@ def status_lines(folder: JobFolder, state: JobState, tail: int = 5) -> list[str]
             lines.append(f"  host {name} -> {where['node']} ({role})")
     else:
         lines += [f"  {line}" for line in describe_plan(spec)]
+    dashboard = folder.read("dashboard.json") if state.active else None
+    if dashboard:
+        port = dashboard["url"].rsplit(":", 1)[1]
+        node, token = dashboard["node"], dashboard["token"]
+        lines += [
+            f"  dashboard on {node}, port {port}: ssh -N -L {port}:127.0.0.1:{port} {node}",
+            f"    then open http://127.0.0.1:{port}/?token={token}",
+            f"    or: fbp top --url http://127.0.0.1:{port} --token {token}",
+        ]
     output = folder.path / "output.log"
     if tail and output.is_file():
         last = output.read_text(errors="replace").splitlines()[-tail:]

@@ -15,6 +15,10 @@ On the allocation's first node it
 6. stops the agents, writes result.json and exits with the run's status, which becomes
    Slurm's job state (COMPLETED or FAILED).
 
+While the run serves its dashboard (127.0.0.1 of the first node, token-protected), the
+job folder holds dashboard.json (mode 0600) with its address and token, so `fbp slurm
+status` can say how to reach it from the login node.
+
 SIGTERM (`fbp slurm cancel`, or the time limit drawing near: the script asks for
 `--signal=B:TERM@60`) drains the run like Ctrl-C; before the run started it stops the
 agents and ends the job.
@@ -23,11 +27,13 @@ agents and ends the job.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import pathlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from fbp.cluster.slurm import JobFolder, SlurmError, slurm_command
@@ -104,7 +110,15 @@ def run_job(path: str) -> int:
         # handler is in place, it interrupts the start-up (fbp run then exits 130)
         for sig in previous:
             signal.signal(sig, signal.default_int_handler)
-        status = _coordinate(folder, spec, hosts)
+        found = threading.Event()
+        threading.Thread(
+            target=_publish_dashboard, args=(folder, nodes[0], found), daemon=True
+        ).start()
+        try:
+            status = _coordinate(folder, spec, hosts)
+        finally:
+            found.set()
+            (folder.path / "dashboard.json").unlink(missing_ok=True)
     except _Stop:
         _say("stopped before the run started (SIGTERM): nothing ran")
         status = 143
@@ -138,6 +152,23 @@ def _coordinate(folder: JobFolder, spec: dict, hosts: dict) -> int:
     if entries:
         command[2:2] = ["--hosts", ",".join(entries)]
     return main(command)
+
+
+def _publish_dashboard(folder: JobFolder, node: str, stop: threading.Event) -> None:
+    """Copy the run's registration (it runs in this process) into the job folder."""
+    from fbp.observe.runs import run_folder
+
+    registration = run_folder() / f"{os.getpid()}.json"
+    while not stop.wait(0.2):
+        try:
+            entry = json.loads(registration.read_text())
+        except (OSError, ValueError):
+            continue
+        path = folder.path / "dashboard.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the token
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"node": node, "url": entry["url"], "token": entry["token"]}, handle)
+        return
 
 
 def _start_agents(folder: JobFolder, spec: dict) -> subprocess.Popen:

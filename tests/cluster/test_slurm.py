@@ -302,6 +302,21 @@ def test_status_follows_a_running_job_and_cancel_drains_it(slurm, tmp_path):
     assert f"job {job} ({graph}): RUNNING" in status.stdout, status.stdout
     assert "host gpu -> n2 (agent tcp://" in status.stdout
     assert "output.log, last lines:" in status.stdout
+    # the dashboard: where it listens, and that the printed way to it works (fake nodes
+    # share this host, so no tunnel is needed here)
+    (tunnel,) = [line for line in status.stdout.splitlines() if "dashboard on n1" in line]
+    port = tunnel.split("ssh -N -L ")[1].split(":")[0]
+    top_line = next(line for line in status.stdout.splitlines() if "fbp top --url" in line)
+    token = top_line.split("--token ")[1].strip()
+    assert oct((folder / "dashboard.json").stat().st_mode & 0o777) == "0o600"
+    top = subprocess.run(
+        [FBP_EXE, "top", "--url", f"http://127.0.0.1:{port}", "--token", token, "--once"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert top.returncode == 0, top.stderr
+    assert "Work" in top.stdout and "gpu" in top.stdout
 
     started = time.monotonic()
     cancelled = fbp(slurm, tmp_path, "slurm", "cancel", job, "--wait", "60")
@@ -319,6 +334,7 @@ def test_status_follows_a_running_job_and_cancel_drains_it(slurm, tmp_path):
     assert fields["corrupt"] == "0" and fields["received"] == fields["unique"]
     assert int(fields["max"]) + 1 == int(fields["received"])  # every seq up to the last
     assert json.loads((folder / "result.json").read_text())["status"] == 130
+    assert not (folder / "dashboard.json").exists()  # its token is dead with the run
     after = fbp(slurm, tmp_path, "slurm", "status", job)
     assert "exit status 130" in after.stdout
     again = fbp(slurm, tmp_path, "slurm", "cancel", str(folder))
