@@ -253,7 +253,6 @@ def run(spec: dict, control: Control, stop: StopFlag) -> int:
         logger=logger,
     )
     executor.instance._publish_preview = PreviewPublisher(control)
-    start_heartbeat(control)
     control.send({"t": "state", "state": "running"})
     executor.run()
     receiver.close()
@@ -294,6 +293,9 @@ def main() -> int:
             from fbp.bridge.process import run_bridge
 
             return run_bridge(spec, control, stop, lambda: start_heartbeat(control))
+        # beat from here on: a process stopped, or stuck while importing its component or
+        # in setup(), goes silent and is found like one stuck in process()
+        start_heartbeat(control)
         return run(spec, control, stop)
     except BaseException as exc:  # noqa: BLE001 - report every way of dying
         control.send(

@@ -127,7 +127,8 @@ class Instance:
     quick_deaths: int = 0  # consecutive deaths within QUICK_DEATH seconds of a start
     fatal: str | None = None  # the failure it reported before dying, as in `failures`
     last_heard: float = 0.0  # monotonic time of its last control message (heartbeats)
-    started: bool = False  # set up and beating
+    started: bool = False  # set up: it said it runs
+    hung: bool = False  # killed for silence; its exit is on the way
     bridge: str | None = None  # "send" or "receive" for one end of a link across hosts
     peer: str | None = None  # a bridge's far host
     link_ended: str | None = None  # why its far host is gone (`end_links`), for a bridge
@@ -555,7 +556,7 @@ class Supervisor:
         status.pid = popen.pid
         status.state = "running"
         instance.last_heard = instance.launched_at = time.monotonic()
-        instance.started = False
+        instance.started = instance.hung = False
 
     # -- the run ---------------------------------------------------------------------
 
@@ -887,10 +888,15 @@ class Supervisor:
                 self.log(f"fbp: cannot update the ledger file: {exc}")
 
     def _check_hangs(self, now: float) -> None:
-        """Kill a process that stopped beating: its restart policy then applies."""
+        """Kill a process that stopped beating: its restart policy then applies.
+
+        From its launch on: a child beats while it imports its component and sets up too.
+        """
         for instance in self.instances.values():
-            if instance.done or instance.restart_at is not None or not instance.started:
+            if instance.done or instance.restart_at is not None or instance.hung:
                 continue
+            if instance.popen is None:
+                continue  # a link end that waits for its far end to bind
             planned = self.plan.processes.get(instance.process)  # None: a bridge
             limit = self.hang_timeout
             if planned is not None and planned.hang_timeout is not None:
@@ -902,7 +908,7 @@ class Supervisor:
                 "(stopped, or stuck holding the interpreter); killing it"
             )
             self._err(f"fbp: {instance.name} hung (no heartbeat for {limit:g} s)\n")
-            instance.started = False  # report once
+            instance.hung = True  # report once
             try:
                 os.kill(instance.popen.pid, signal.SIGKILL)
             except ProcessLookupError:

@@ -194,10 +194,13 @@ def test_a_process_that_dies_for_good_leaves_its_waiting_packets_in_the_ledger(t
     )
     assert result.returncode == 1
     data = json.loads(ledger.read_text())
-    (entry,) = [e for e in data["entries"] if e["kind"] == "lost"]
+    lost = {e["reason"]: e for e in data["entries"] if e["kind"] == "lost"}
+    entry = lost.pop("C exited with status 3")
     assert entry["where"] == "S.OUT -> C.IN"
-    assert entry["reason"] == "C exited with status 3"
     assert entry["count"] >= 1  # at least the packet it died on
+    # and what S sent in the moments before it was stopped, into a connection nobody read
+    assert set(lost) <= {"sent after its consumer was gone"}
+    assert all(e["where"] == "S.OUT -> C.IN" for e in lost.values())
 
 
 @pytest.mark.timeout(60)
@@ -214,6 +217,23 @@ def test_a_stopped_worker_is_detected_as_hung_killed_and_restarted(tmp_path):
     assert "Slow killed by signal SIGKILL: restart 1 of 10" in err
     assert out == "3000\n"
     assert time.monotonic() - stopped < 35
+
+
+@pytest.mark.timeout(60)
+def test_a_process_stopped_while_it_still_imports_is_found_hung_too(tmp_path):
+    # slowstart's module takes 1.5 s to import: SIGSTOP it then; it never said it runs
+    graph = tmp_path / "early.fbp"
+    graph.write_text(
+        "S(slowstart/Count:hang_timeout=2) OUT -> IN R(core/Repeat) OUT -> IN D(core/Drop)\n"
+    )
+    chaos = Chaos(graph, "--path", LIB)
+    assert chaos.signal("S", signal.SIGSTOP)
+    stopped = time.monotonic()
+    status, _, err = chaos.finish(40)
+    assert status == 1, err
+    assert "S hung (no heartbeat for 2 s)" in err
+    assert "S (slowstart/Count" in err and "killed by signal SIGKILL" in err
+    assert time.monotonic() - stopped < 20
 
 
 ENDS = """
