@@ -117,6 +117,8 @@ def test_the_snapshot_shows_the_recent_latency_while_packets_queue(runs):
     console.print(render_tables(runs["slow"][0].board, final=True))
     text = console.export_text()
     assert "latency mean" in text and " ms " in text
+    console.print(render_tables(runs["slow"][0].board, final=False))
+    assert "latency p50" in console.export_text()
 
 
 @pytest.mark.timeout(120)
