@@ -195,8 +195,7 @@ def render_tables(board: StatusBoard, final: bool = False) -> Table:
         connections.add_column(column, justify="left" if column == "connection" else "right")
     # the queueing latency: recent while running (a stage falling behind shows at once),
     # over the whole run in the summary
-    latency_columns = ("latency mean", "p99") if final else ("packets/s", "latency p50", "p99")
-    for column in latency_columns:
+    for column in ("latency mean", "p99") if final else ("packets/s", "latency p50", "p99"):
         connections.add_column(column, justify="right")
     for status in board.connections.values():
         row = [
