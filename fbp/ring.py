@@ -40,6 +40,7 @@ except ImportError as exc:  # pragma: no cover - only on a broken install
     ) from exc
 
 __all__ = [
+    "LATENCY_BOUNDS",
     "Record",
     "RecordKind",
     "Reservation",
@@ -55,6 +56,8 @@ __all__ = [
 SHM_DIR = Path("/dev/shm")
 HOT_REUSE_MIN = _core.HOT_REUSE_MIN
 RECORD_HEADER_BYTES = _core.RECORD_HEADER_BYTES
+# Upper bounds (seconds) of the ring's latency buckets; one more bucket holds the rest.
+LATENCY_BOUNDS = tuple(ns / 1e9 for ns in _core.LATENCY_BOUNDS_NS)
 
 
 class RecordKind(enum.IntEnum):
@@ -253,6 +256,21 @@ class Ring(_core.RingCore):
         consumer_closed, producer_pid, consumer_pid, consumer_attaches, owner_pid.
         """
         return self.raw_stats()
+
+    def latency(self) -> dict:
+        """How long the records taken so far waited in the ring, from the segment header.
+
+        The wait of a record runs from the producer's commit to the consumer's take (the
+        queueing delay; both ends read CLOCK_MONOTONIC, one clock for the whole host). It
+        is counted when the record is taken, so records still waiting are not in it.
+
+        Returns:
+            {"count": records taken, "sum": their total wait in seconds, "counts": records
+            per bucket, `counts[i]` those that waited at most `LATENCY_BOUNDS[i]` seconds
+            and more than the bound before, the last one those above every bound}.
+        """
+        total_ns, counts = self.raw_latency()
+        return {"count": sum(counts), "sum": total_ns / 1e9, "counts": counts}
 
     def __enter__(self) -> Self:
         return self

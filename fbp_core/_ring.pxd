@@ -26,7 +26,10 @@ cdef extern from "ring.h" nogil:
         FBP_HOT_REUSE_MIN
         FBP_RING_ABI
         FBP_WAITV_MAX
+        FBP_LATENCY_BOUNDS
+        FBP_LATENCY_BUCKETS
     uint32_t FBP_KIND_PAD
+    const uint64_t fbp_latency_bounds_ns[FBP_LATENCY_BOUNDS]
 
     ctypedef struct fbp_ring_header:
         uint64_t magic
@@ -49,6 +52,8 @@ cdef extern from "ring.h" nogil:
         int32_t producer_pid
         int32_t consumer_pid
         uint32_t consumer_attaches
+        uint64_t latency_sum_ns
+        uint64_t latency_counts[FBP_LATENCY_BUCKETS]
 
     ctypedef struct fbp_producer:
         fbp_ring_header *hdr

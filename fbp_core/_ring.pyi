@@ -11,6 +11,7 @@ RECORD_HEADER_BYTES: int
 RECORD_ALIGN: int
 HOT_REUSE_MIN: int
 MAX_WAIT_ANY_WITHOUT_POLLING: int
+LATENCY_BOUNDS_NS: tuple[int, ...]
 STATUS_TIMEOUT_EMPTY: int
 STATUS_TIMEOUT_FULL: int
 STATUS_END_OF_STREAM: int
@@ -77,5 +78,6 @@ class RingCore:
     @property
     def closed(self) -> bool: ...
     def raw_stats(self) -> dict[str, Any]: ...
+    def raw_latency(self) -> tuple[int, tuple[int, ...]]: ...
 
 def wait_any(rings: list[Any], timeout: float | None = None, nbytes: int = 0) -> list[Any]: ...

@@ -29,6 +29,7 @@ RECORD_HEADER_BYTES = FBP_RECORD_HEADER
 RECORD_ALIGN = FBP_RECORD_ALIGN
 HOT_REUSE_MIN = FBP_HOT_REUSE_MIN
 MAX_WAIT_ANY_WITHOUT_POLLING = FBP_WAITV_MAX
+LATENCY_BOUNDS_NS = tuple(fbp_latency_bounds_ns[i] for i in range(FBP_LATENCY_BOUNDS))
 
 STATUS_TIMEOUT_EMPTY = FBP_TIMEOUT_EMPTY
 STATUS_TIMEOUT_FULL = FBP_TIMEOUT_FULL
@@ -635,6 +636,14 @@ cdef class RingCore:
             "owner_pid": h.owner_pid,
             "hot_reuse_min": h.hot_reuse_min,
         }
+
+    def raw_latency(self):
+        """(total wait in ns, per-bucket counts) of the records taken so far, read from
+        the segment header; bucket i counts waits <= LATENCY_BOUNDS_NS[i], the last one
+        the rest. Apart from the stats, so the hot paths that poll `raw_stats` (fill
+        levels) do not pay for a histogram they never read."""
+        cdef fbp_ring_header *h = self.segment.hdr
+        return h.latency_sum_ns, tuple(h.latency_counts[i] for i in range(FBP_LATENCY_BUCKETS))
 
 
 def wait_any(list rings, timeout=None, Py_ssize_t nbytes=0):

@@ -8,8 +8,8 @@
  *   [0, 4096)            header: one cache line per writer (see fbp_ring_header)
  *   [4096, 4096 + cap)   data: records at 16-byte aligned offsets
  *
- * A record is a 16-byte header {payload length, kind} followed by the payload, padded to a
- * multiple of 16 bytes. A record never splits across the end of the data area: when it does
+ * A record is a 16-byte header {payload length, kind, commit stamp} followed by the payload,
+ * padded to a multiple of 16 bytes. A record never splits across the end of the data area: when it does
  * not fit before the end, the producer first publishes a PAD record covering the rest of the
  * lap, and the consumer skips it.
  *
@@ -47,7 +47,7 @@
 #include <unistd.h>
 
 #define FBP_RING_MAGIC 0x676e695250424621ULL /* "!FBPRing" little-endian */
-#define FBP_RING_ABI 1
+#define FBP_RING_ABI 2 /* 2: commit stamps in record headers, latency histogram */
 #define FBP_LINE 64
 #define FBP_HEADER_BYTES 4096
 #define FBP_RECORD_ALIGN 16
@@ -57,6 +57,24 @@
  * more than cache reuse gains. Each ring stores its own value (set at creation). */
 #define FBP_HOT_REUSE_MIN (32u * 1024u)
 #define FBP_KIND_PAD 0xFFFFFFFFu
+
+/* Queueing latency: the producer stamps each record when it commits it, the consumer
+ * counts how long it waited when it takes it, into a histogram in the segment header.
+ * The stamp is CLOCK_MONOTONIC in units of 2^10 ns (~1 us), truncated to 32 bits: it fits
+ * the record header's spare word, so records stay 16 bytes, and differences are right
+ * modulo 2^42 ns (~73 minutes), far beyond any wait worth measuring. CLOCK_MONOTONIC is
+ * one clock for every process of a host, and a ring never spans hosts. */
+#define FBP_STAMP_SHIFT 10
+/* Upper bounds of the latency buckets in ns (1-2-5 steps, 10 us .. 10 s); one more bucket
+ * counts everything above the last bound. */
+#define FBP_LATENCY_BOUNDS 19
+#define FBP_LATENCY_BUCKETS (FBP_LATENCY_BOUNDS + 1)
+static const uint64_t fbp_latency_bounds_ns[FBP_LATENCY_BOUNDS] = {
+    10000ULL,     20000ULL,     50000ULL,     100000ULL,     200000ULL,
+    500000ULL,    1000000ULL,   2000000ULL,   5000000ULL,    10000000ULL,
+    20000000ULL,  50000000ULL,  100000000ULL, 200000000ULL,  500000000ULL,
+    1000000000ULL, 2000000000ULL, 5000000000ULL, 10000000000ULL,
+};
 
 /* Status codes; fbp/ring.py maps them to exceptions in one table. */
 enum {
@@ -78,7 +96,7 @@ enum {
 typedef struct {
     uint64_t length; /* payload bytes */
     uint32_t kind;   /* DATA, OPEN, CLOSE, EOF, CONTROL or PAD */
-    uint32_t reserved;
+    uint32_t stamp;  /* commit time, see FBP_STAMP_SHIFT (0 in PADs) */
 } fbp_record_header;
 
 /*
@@ -124,6 +142,12 @@ typedef struct {
     _Atomic int32_t producer_pid;
     _Atomic int32_t consumer_pid;
     _Atomic uint32_t consumer_attaches; /* how many consumers attached so far */
+
+    /* lines 6-8: consumer-owned, how long taken records waited (published with the
+     * delivery counters; readers sum the buckets for the count, so count and buckets
+     * always agree) */
+    _Alignas(FBP_LINE) _Atomic uint64_t latency_sum_ns;
+    _Atomic uint64_t latency_counts[FBP_LATENCY_BUCKETS];
 } fbp_ring_header;
 
 _Static_assert(sizeof(fbp_ring_header) <= FBP_HEADER_BYTES, "header must fit its page");
@@ -155,6 +179,19 @@ static inline int fbp_futex_wait(_Atomic uint32_t *word, uint32_t expected, int6
     if (r == 0) return 0;
     if (errno == EAGAIN) return 0;
     return errno;
+}
+
+/* The commit stamp of a record taken now (vDSO clock read: no system call). */
+static inline uint32_t fbp_stamp_now(void) {
+    return (uint32_t)((uint64_t)fbp_now_ns() >> FBP_STAMP_SHIFT);
+}
+
+/* The bucket of a wait of `ns`: a short scan from the bottom, because most records of a
+ * healthy connection wait microseconds and exit after one or two compares. */
+static inline unsigned fbp_latency_bucket(uint64_t ns) {
+    unsigned b = 0;
+    while (b < FBP_LATENCY_BOUNDS && ns > fbp_latency_bounds_ns[b]) b++;
+    return b;
 }
 
 static inline void fbp_futex_wake(_Atomic uint32_t *word) {
@@ -464,7 +501,7 @@ static inline int fbp_producer_reserve(fbp_producer *p, uint64_t payload, int64_
             fbp_record_header *pad = (fbp_record_header *)(p->data + off);
             pad->length = room_to_end - FBP_RECORD_HEADER;
             pad->kind = FBP_KIND_PAD;
-            pad->reserved = 0;
+            pad->stamp = 0;
             p->head += room_to_end;
             fbp_producer_publish(p);
             continue;
@@ -484,7 +521,7 @@ static inline void fbp_producer_commit(fbp_producer *p, uint64_t payload, uint32
     fbp_record_header *rec = (fbp_record_header *)(p->data + off);
     rec->length = payload;
     rec->kind = kind;
-    rec->reserved = 0;
+    rec->stamp = fbp_stamp_now();
     p->head += fbp_align_record(payload);
     p->packets++;
     p->bytes += payload;
@@ -513,6 +550,11 @@ typedef struct {
     uint64_t tail;       /* == hdr->tail: the consumer is its only writer */
     uint64_t head_cache; /* last head seen; refreshed only when the ring looks empty */
     uint64_t received, received_bytes, released, empty_waits;
+    /* Local copies of the header's latency histogram; `latency_dirty` has a bit per
+     * bucket changed since the last publish, so a publish stores only those. */
+    uint64_t latency_sum_ns;
+    uint64_t latency_counts[FBP_LATENCY_BUCKETS];
+    uint32_t latency_dirty;
     /* Out-of-order release bookkeeping: entry i (delivery index) holds the end position of
      * the i-th delivered record, with FBP_PENDING_RELEASED set once released and
      * FBP_PENDING_PAD for skipped PADs (positions are 16-aligned, so the low bits are
@@ -538,6 +580,12 @@ static inline int fbp_consumer_init(fbp_consumer *c, void *base) {
     c->received_bytes = atomic_load_explicit(&c->hdr->bytes_received, memory_order_relaxed);
     c->released = atomic_load_explicit(&c->hdr->packets_released, memory_order_relaxed);
     c->empty_waits = atomic_load_explicit(&c->hdr->empty_waits, memory_order_relaxed);
+    /* a new consumer goes on counting where the last one stopped, like the counters above */
+    c->latency_sum_ns = atomic_load_explicit(&c->hdr->latency_sum_ns, memory_order_relaxed);
+    for (unsigned b = 0; b < FBP_LATENCY_BUCKETS; b++)
+        c->latency_counts[b] =
+            atomic_load_explicit(&c->hdr->latency_counts[b], memory_order_relaxed);
+    c->latency_dirty = 0;
     c->pending_mask = 1023;
     c->pending = (uint64_t *)malloc((c->pending_mask + 1) * sizeof(uint64_t));
     c->first = c->next = 0;
@@ -681,6 +729,12 @@ static inline int fbp_consumer_take(fbp_consumer *c, const uint8_t **payload, ui
         c->pending[i & c->pending_mask] = c->read;
         c->received++;
         c->received_bytes += rec->length;
+        /* unsigned 32-bit difference: right across the stamp's wrap-around */
+        uint64_t waited = (uint64_t)(uint32_t)(fbp_stamp_now() - rec->stamp) << FBP_STAMP_SHIFT;
+        unsigned b = fbp_latency_bucket(waited);
+        c->latency_counts[b]++;
+        c->latency_sum_ns += waited;
+        c->latency_dirty |= 1u << b;
         *payload = (const uint8_t *)(rec + 1);
         *length = rec->length;
         *kind = rec->kind;
@@ -691,8 +745,18 @@ static inline int fbp_consumer_take(fbp_consumer *c, const uint8_t **payload, ui
 
 /* Publishes the delivery counters once per call (not per record). */
 static inline void fbp_consumer_publish_counts(fbp_consumer *c) {
-    atomic_store_explicit(&c->hdr->packets_received, c->received, memory_order_relaxed);
-    atomic_store_explicit(&c->hdr->bytes_received, c->received_bytes, memory_order_relaxed);
+    fbp_ring_header *h = c->hdr;
+    atomic_store_explicit(&h->packets_received, c->received, memory_order_relaxed);
+    atomic_store_explicit(&h->bytes_received, c->received_bytes, memory_order_relaxed);
+    uint32_t dirty = c->latency_dirty;
+    if (!dirty) return;
+    c->latency_dirty = 0;
+    atomic_store_explicit(&h->latency_sum_ns, c->latency_sum_ns, memory_order_relaxed);
+    while (dirty) {
+        unsigned b = (unsigned)__builtin_ctz(dirty);
+        atomic_store_explicit(&h->latency_counts[b], c->latency_counts[b], memory_order_relaxed);
+        dirty &= dirty - 1;
+    }
 }
 
 static inline void fbp_consumer_release(fbp_consumer *c, uint64_t index) {

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fbp.errors import FBPError
+from fbp.runtime.latency import format_latency
 
 SCRIPT_WIDTH = 200  # columns of a frame written to a pipe or file
 
@@ -21,7 +22,8 @@ HELP = "live terminal view of a running network: processes, connections, rates, 
 DESCRIPTION = """\
 Show a running network in the terminal, refreshed every second: each process's state,
 CPU %, memory, packets in and out, rate, errors and restarts, and each connection's
-packets/s, MB/s, fill level and drops. q or Ctrl-C leaves (the network goes on).
+packets/s, MB/s, fill level, drops and latency (how long packets waited in its ring, p50
+and p99 over the last 2 s). q or Ctrl-C leaves (the network goes on).
 
 The network is found in your run folder (every `fbp run` registers there): the only one,
 or the one named by pid or graph name. A run on another host: --url and --token (from
@@ -81,7 +83,8 @@ def render(snapshot: dict) -> Group:
             str(p.get("restarts", 0)),
         )
     connections = Table(title="connections", title_justify="left", expand=False)
-    for column in ("connection", "packets", "packets/s", "MB/s", "fill", "full waits", "drops"):
+    for column in ("connection", "packets", "packets/s", "MB/s", "fill", "full waits", "drops",
+                   "latency p50", "p99"):  # fmt: skip
         connections.add_column(
             column, justify="left" if column in ("connection", "fill") else "right"
         )
@@ -96,6 +99,8 @@ def render(snapshot: dict) -> Group:
             _bar(fraction) + Text(f" {100 * fraction:3.0f}%"),
             f"{c.get('full_waits', 0):,}",
             f"{c.get('drops', 0):,}",
+            format_latency(c.get("latency_p50")),
+            format_latency(c.get("latency_p99")),
         )
     return Group(header, processes, connections)
 

@@ -4,10 +4,15 @@ Nothing is counted twice: the collector reads the snapshot on each scrape (the n
 come from the ring headers and /proc, as for the status display). Metric names follow
 Prometheus conventions; every series carries the `graph` label, process series
 `process`, `instance`, `component` and `node`, connection series `connection` (the
-`SRC.PORT -> TGT.PORT` label of one ring), `src` and `tgt`.
+`SRC.PORT -> TGT.PORT` label of one ring), `src`, `tgt` and `node`. `node` is the host a
+process runs on, or a ring lives on: `local` for the `fbp run` host, else its `--hosts`
+name, so process and connection series of one host join on it.
 
-Latency per connection is not measured by the runtime yet, so no latency metric is
-exported (rather than a made-up one).
+`fbp_connection_latency_seconds` is a histogram of how long the packets taken from a
+ring had waited in it (producer's commit to consumer's take), over the ring's buckets
+(`fbp.ring.LATENCY_BOUNDS`, 10 us to 10 s). It is measured on the ring's host; a link
+across hosts is two rings, each measured on its own host, and the network between them
+is in neither.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 __all__ = ["CONTENT_TYPE", "SnapshotCollector", "render_metrics"]
 
@@ -62,7 +68,7 @@ _CONNECTION_METRICS = (
     (GaugeMetricFamily, "fbp_connection_capacity_bytes", "ring capacity", "capacity"),
 )
 _PROCESS_LABELS = ["graph", "process", "instance", "component", "node"]
-_CONNECTION_LABELS = ["graph", "connection", "src", "tgt"]
+_CONNECTION_LABELS = ["graph", "connection", "src", "tgt", "node"]
 
 
 def _families(table, labels, rows) -> list:
@@ -93,7 +99,7 @@ class SnapshotCollector:
         graph = str(data.get("graph", ""))
         processes = [
             (
-                [graph, p["process"], p["name"], p["component"], str(p.get("node") or "")],
+                [graph, p["process"], p["name"], p["component"], _node(p)],
                 p,
             )
             for p in data.get("processes", [])
@@ -109,9 +115,11 @@ class SnapshotCollector:
                 state.add_metric([*labels, name], 1.0 if process.get("state") == name else 0.0)
         yield state
         connections = [
-            ([graph, c["label"], c["src"], c["tgt"]], c) for c in data.get("connections", [])
+            ([graph, c["label"], c["src"], c["tgt"], _node(c)], c)
+            for c in data.get("connections", [])
         ]
         yield from _families(_CONNECTION_METRICS, _CONNECTION_LABELS, connections)
+        yield _latency(data.get("latency_bounds") or [], connections)
         running = GaugeMetricFamily(
             "fbp_network_running", "1 while the network runs", labels=["graph"]
         )
@@ -122,6 +130,31 @@ class SnapshotCollector:
         elapsed.add_metric([graph], float(data.get("elapsed", 0.0)))
         yield running
         yield elapsed
+
+
+def _node(row: dict) -> str:
+    # where it runs; `node=` metadata only when a snapshot has no host (it names the
+    # intended host, which a run without --hosts ignores)
+    return str(row.get("host") or row.get("node") or "")
+
+
+def _latency(bounds: list, connections: list) -> HistogramMetricFamily:
+    """The latency histogram of every connection whose buckets match the bounds."""
+    family = HistogramMetricFamily(
+        "fbp_connection_latency_seconds",
+        "time packets waited in the connection, from the producer's commit to the consumer's take",
+        labels=_CONNECTION_LABELS,
+    )
+    edges = [floatToGoString(bound) for bound in bounds] + ["+Inf"]
+    for labels, row in connections:
+        buckets = row.get("latency_buckets") or []
+        if bounds and len(buckets) == len(edges):
+            family.add_metric(
+                labels,
+                [(edge, float(count)) for edge, count in zip(edges, buckets, strict=True)],
+                float(row.get("latency_sum") or 0.0),
+            )
+    return family
 
 
 def render_metrics(snapshot: Callable[[], dict]) -> bytes:

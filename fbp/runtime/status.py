@@ -1,9 +1,9 @@
 """What a running network looks like: per-process and per-connection numbers, and views.
 
-Numbers come from the ring headers (packets, bytes, fill) and /proc (CPU), sampled by the
-supervisor a few times a second, never from the components' hot path. `StatusBoard` is
-the model (a dashboard can read it too); `render_table` draws it with rich, used live on
-a terminal and once as the final summary.
+Numbers come from the ring headers (packets, bytes, fill, the latency histogram) and /proc
+(CPU), sampled by the supervisor a few times a second, never from the components' hot
+path. `StatusBoard` is the model (a dashboard can read it too); `render_table` draws it
+with rich, used live on a terminal and once as the final summary.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 
 from rich.table import Table
+
+from fbp.runtime.latency import LatencyWindow, cumulative, format_latency, quantile
 
 __all__ = ["ConnectionStatus", "ProcessStatus", "StatusBoard", "render_tables"]
 
@@ -69,7 +71,17 @@ class ConnectionStatus:
     throughput: float = 0.0
     host: str = "local"  # where the ring is (fbp.cluster); remote ones are sampled there
     connection: int | None = None  # the graph connection's number, when known
+    # how long taken packets waited in the ring (fbp.runtime.latency): since the start as
+    # cumulative buckets over fbp.ring.LATENCY_BOUNDS (+ one above) and summed seconds,
+    # and over the last ~2 s as mean/p50/p99 seconds (None: nothing taken then)
+    latency_count: int = 0
+    latency_sum: float = 0.0
+    latency_buckets: list = field(default_factory=list)
+    latency_mean: float | None = None
+    latency_p50: float | None = None
+    latency_p99: float | None = None
     _last: tuple = field(default=(0.0, 0), repr=False)
+    _latency: LatencyWindow = field(default_factory=LatencyWindow, repr=False)
 
     @property
     def fill_percent(self) -> float:
@@ -80,10 +92,11 @@ class ConnectionStatus:
 class StatusBoard:
     """The status of every process and connection, refreshed by `sample`."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "local") -> None:
         self.processes: dict[str, ProcessStatus] = {}
         self.connections: dict[str, ConnectionStatus] = {}
         self.started = time.monotonic()
+        self.host = host  # where the rings this board samples live
 
     def sample(self, rings: dict, process_rings: dict[str, tuple[list, list]]) -> None:
         """Read ring headers and /proc.
@@ -97,7 +110,10 @@ class StatusBoard:
         for name, (ring, label) in rings.items():
             data = ring.raw_stats()
             stats[name] = data
-            status = self.connections.setdefault(name, ConnectionStatus(label, data["capacity"]))
+            status = self.connections.get(name)
+            if status is None:
+                status = ConnectionStatus(label, data["capacity"], host=self.host)
+                self.connections[name] = status
             last_time, last_packets = status._last
             status.packets = data["packets"]
             status.bytes = data["bytes"]
@@ -108,6 +124,14 @@ class StatusBoard:
             if last_time:
                 status.throughput = (status.packets - last_packets) / max(now - last_time, 1e-6)
             status._last = (now, status.packets)
+            latency = ring.latency()
+            status.latency_buckets = cumulative(latency["counts"])
+            status.latency_count = latency["count"]
+            status.latency_sum = latency["sum"]
+            for key, value in status._latency.update(
+                status.latency_buckets, status.latency_sum
+            ).items():
+                setattr(status, key, value)
         for name, (inputs, outputs) in process_rings.items():
             status = self.processes[name]
             status.packets_in = sum(stats[r]["packets_received"] for r in inputs if r in stats)
@@ -169,8 +193,10 @@ def render_tables(board: StatusBoard, final: bool = False) -> Table:
     connections = Table(title="connections", title_justify="left")
     for column in ("connection", "packets", "MiB", "fill %", "full waits", "drops"):
         connections.add_column(column, justify="left" if column == "connection" else "right")
-    if not final:
-        connections.add_column("packets/s", justify="right")
+    # the queueing latency: recent while running (a stage falling behind shows at once),
+    # over the whole run in the summary
+    for column in ("latency mean", "p99") if final else ("packets/s", "latency p50", "p99"):
+        connections.add_column(column, justify="right")
     for status in board.connections.values():
         row = [
             status.label,
@@ -180,8 +206,14 @@ def render_tables(board: StatusBoard, final: bool = False) -> Table:
             _count(status.full_waits),
             _count(status.drops),
         ]
-        if not final:
+        if final:
+            count = status.latency_count
+            p99 = quantile(0.99, status.latency_buckets) if count else None
+            row += [format_latency(status.latency_sum / count if count else None)]
+            row += [format_latency(p99)]
+        else:
             row.append(_count(status.throughput))
+            row += [format_latency(status.latency_p50), format_latency(status.latency_p99)]
         connections.add_row(*row)
     grid = Table.grid()
     grid.add_row(processes)

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 import msgpack
 
-from fbp.ring import Ring, new_segment_name, remove_stale_segments
+from fbp.ring import LATENCY_BOUNDS, Ring, new_segment_name, remove_stale_segments
 from fbp.runtime.janitor import ensure_janitor
 from fbp.runtime.ledger import Ledger
 from fbp.runtime.plan import Plan, port_label
@@ -100,6 +100,13 @@ _REMOTE_CONNECTION_FIELDS = (
     "empty_waits",
     "drops",
     "throughput",
+    # measured where the ring lives (CLOCK_MONOTONIC is one clock per host only)
+    "latency_count",
+    "latency_sum",
+    "latency_buckets",
+    "latency_mean",
+    "latency_p50",
+    "latency_p99",
 )
 
 
@@ -195,7 +202,7 @@ class Supervisor:
         self.hang_timeout = hang_timeout
         self.rings: dict[str, tuple[Ring, str]] = {}
         self.instances: dict[str, Instance] = {}
-        self.board = StatusBoard()
+        self.board = StatusBoard(host)
         self.interrupts = 0
         self.stopping = False
         self.kill_at: float | None = None
@@ -390,6 +397,12 @@ class Supervisor:
                     "empty_waits": status.empty_waits,
                     "drops": status.drops,
                     "throughput": status.throughput,
+                    "latency_count": status.latency_count,
+                    "latency_sum": status.latency_sum,
+                    "latency_buckets": list(status.latency_buckets),
+                    "latency_mean": status.latency_mean,
+                    "latency_p50": status.latency_p50,
+                    "latency_p99": status.latency_p99,
                     "host": status.host,
                 }
             )
@@ -402,6 +415,7 @@ class Supervisor:
             "state": state,
             "processes": processes,
             "connections": connections,
+            "latency_bounds": list(LATENCY_BOUNDS),
             "ledger": self.ledger.to_json(),
         }
 

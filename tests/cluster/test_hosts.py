@@ -396,3 +396,60 @@ def test_the_dashboard_shows_and_previews_processes_on_other_hosts(tmp_path, age
     finally:
         run.send_signal(signal.SIGINT)
         run.communicate(timeout=60)
+
+
+@pytest.mark.timeout(120)
+def test_rings_on_other_hosts_report_their_latency_and_host(tmp_path, agents):
+    import json
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    b, c = agents(), agents()
+    graph = _graph(tmp_path, count=100000, rate=100.0)
+    run = subprocess.Popen(
+        [FBP_EXE, "run", graph, "--hosts", _hosts(b, c), "--path", LIB, "--no-status", "--ui"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = ""
+        while "dashboard at" not in line:
+            line = run.stderr.readline()
+            assert line, "the run ended before serving its dashboard"
+        base, token = line.split("dashboard at ")[1].strip().split("/?token=")
+
+        def get(path: str) -> bytes:
+            request = urllib.request.Request(
+                base + path, headers={"Authorization": f"Bearer {token}"}
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.read()
+
+        def measured_everywhere():
+            rows = json.loads(get("/api/snapshot"))["connections"]
+            hosts = {row["host"] for row in rows if row["latency_p50"] is not None}
+            return hosts >= {"local", "b", "c"}
+
+        # each host's rings are timed there and their numbers forwarded to the coordinator
+        assert wait_for(measured_everywhere, 30), get("/api/snapshot")
+        rows = json.loads(get("/api/snapshot"))["connections"]
+        for row in rows:
+            assert 0 <= row["latency_count"] <= row["packets"]
+            assert row["latency_buckets"][-1] == row["latency_count"]
+        counts = [
+            sample
+            for family in text_string_to_metric_families(get("/metrics").decode())
+            for sample in family.samples
+            if sample.name == "fbp_connection_latency_seconds_count"
+        ]
+        assert {sample.labels["node"] for sample in counts if sample.value > 0} >= {
+            "local", "b", "c"
+        }  # fmt: skip
+        # a ring taken from by a bridge sender is on the sending host, and says so
+        to_b = [s for s in counts if s.labels["connection"].endswith("(to b)")]
+        assert to_b and all(s.labels["node"] == "local" for s in to_b)
+    finally:
+        run.send_signal(signal.SIGINT)
+        run.communicate(timeout=60)

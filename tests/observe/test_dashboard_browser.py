@@ -82,6 +82,16 @@ def test_dashboard_renders_updates_previews_and_needs_the_token(network, browser
         timeout=20_000,
     )
 
+    # each connection shows how long packets waited in it, in the table and the tooltip
+    page.wait_for_function(
+        "[...document.querySelectorAll('#connections tbody tr')].some("
+        "(row) => /[µm]?s$/.test(row.cells[7].textContent))",
+        timeout=20_000,
+    )
+    assert "latency p50" in page.locator("#connections thead").inner_text()
+    tooltip = page.locator(".edge title").first.text_content()
+    assert "p50" in tooltip and "p99" in tooltip and "click to preview" in tooltip
+
     # watch the frames: the preview image is drawn and then updated with a new sample
     page.locator(".edge[data-connection]").first.click()
     page.wait_for_selector("#preview-image", state="visible", timeout=30_000)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -130,8 +131,10 @@ def test_fbp_top_once_and_fbp_ui_find_the_run(network, runs_dir):
     top = fbp("top", "--once", runs_dir=runs_dir)
     assert top.returncode == 0, top.stderr
     for text in ("processes", "connections", "Seq", "core/Throttle", "Thr.OUT -> Drop.IN",
-                 "running", "RSS MiB", "restarts"):  # fmt: skip
+                 "running", "RSS MiB", "restarts", "latency p50"):  # fmt: skip
         assert text in top.stdout, top.stdout
+    # how long packets waited in each connection, with its unit
+    assert re.search(r"\d+ (us|ms)|\d\.\d\d s", top.stdout), top.stdout
     ui = fbp("ui", runs_dir=runs_dir)
     assert ui.returncode == 0, ui.stderr
     assert ui.stdout.strip() == f"{running.entry['url']}/?token={running.entry['token']}"

@@ -90,8 +90,10 @@ SNAPSHOT = {
     "connections": [
         {"label": "Thr.OUT -> Drop.IN", "src": "Thr.OUT", "tgt": "Drop.IN", "packets": 6,
          "bytes": 60, "fill_bytes": 20, "fill_records": 2, "capacity": 1024,
-         "full_waits": 3, "drops": 0},
+         "full_waits": 3, "drops": 0, "host": "b", "latency_sum": 0.003,
+         "latency_buckets": [1, 3, 4]},
     ],
+    "latency_bounds": [1e-05, 0.001],
 }  # fmt: skip
 
 
@@ -99,12 +101,15 @@ def test_the_documented_metric_names_are_exactly_the_exported_ones():
     section = DOCS.read_text().split("## Prometheus", 1)[1].split("```", 1)[0]
     documented = set(re.findall(r"`(fbp_[a-z_]+)`", section))
     text = render_metrics(lambda: SNAPSHOT).decode()
+    families = list(text_string_to_metric_families(text))
     exported = {
         sample.name
-        for family in text_string_to_metric_families(text)
+        for family in families
         for sample in family.samples
         if not sample.name.endswith("_created")
     }
+    # a histogram is documented by its name too, beside its _bucket, _count and _sum
+    exported |= {family.name for family in families if family.type == "histogram"}
     assert documented == exported
     values = {
         (sample.name, sample.labels.get("connection") or sample.labels.get("process")): sample.value
@@ -116,3 +121,16 @@ def test_the_documented_metric_names_are_exactly_the_exported_ones():
     assert values[("fbp_process_cpu_seconds_total", "Thr")] == 0.25
     assert values[("fbp_process_resident_memory_bytes", "Thr")] == 2**20
     assert values[("fbp_process_errors_total", "Thr")] == 1
+    latency = {
+        (sample.name, sample.labels.get("le")): sample
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith("fbp_connection_latency_seconds")
+    }
+    assert latency[("fbp_connection_latency_seconds_bucket", "1e-05")].value == 1
+    assert latency[("fbp_connection_latency_seconds_bucket", "0.001")].value == 3
+    assert latency[("fbp_connection_latency_seconds_bucket", "+Inf")].value == 4
+    assert latency[("fbp_connection_latency_seconds_count", None)].value == 4
+    assert latency[("fbp_connection_latency_seconds_sum", None)].value == 0.003
+    # the host the ring lives on; a process without a host falls back to its node=
+    assert {sample.labels["node"] for sample in latency.values()} == {"b"}

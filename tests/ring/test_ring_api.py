@@ -30,6 +30,7 @@ def pair(ring: Ring) -> tuple[Ring, Ring]:
 
 def test_public_exports_are_stable():
     assert set(fbp.ring.__all__) == {
+        "LATENCY_BOUNDS",
         "Record",
         "RecordKind",
         "Reservation",

@@ -24,6 +24,14 @@ function fmt(value, digits = 0) {
   return Number(value).toLocaleString("en", { maximumFractionDigits: digits });
 }
 
+// a wait in seconds as short text, as fbp.runtime.latency.format_latency does
+function fmtLatency(seconds) {
+  if (seconds === null || seconds === undefined) return "-";
+  if (seconds < 1e-3) return `${fmt(seconds * 1e6)} µs`;
+  if (seconds < 1) return `${Number((seconds * 1e3).toPrecision(3))} ms`;
+  return `${fmt(seconds, 2)} s`;
+}
+
 // -- the graph ------------------------------------------------------------------------
 
 function drawGraph(layout) {
@@ -57,8 +65,9 @@ function drawGraph(layout) {
       id: `edge-numbers-${c.connection}`,
     }, g);
     numbers.textContent = "";
-    const title = el("title", {}, g);
-    title.textContent = `${c.src}.${c.src_port} -> ${c.tgt}.${c.tgt_port}: click to preview`;
+    const title = el("title", { id: `edge-title-${c.connection}` }, g);
+    title.dataset.ends = `${c.src}.${c.src_port} -> ${c.tgt}.${c.tgt_port}`;
+    title.textContent = `${title.dataset.ends}: click to preview`;
     g.addEventListener("click", () => select(c));
   }
   for (const p of layout.processes) {
@@ -115,7 +124,7 @@ function updateTables(snapshot) {
     const row = connections.insertRow();
     const fill = c.capacity ? (100 * c.fill_bytes) / c.capacity : 0;
     const cells = [c.label, fmt(c.packets), fmt(c.throughput), fmt(c.bytes / 2 ** 20, 1), null,
-      fmt(c.full_waits), fmt(c.drops)];
+      fmt(c.full_waits), fmt(c.drops), fmtLatency(c.latency_p50), fmtLatency(c.latency_p99)];
     cells.forEach((text, i) => {
       const cell = row.insertCell();
       if (text === null) {
@@ -126,10 +135,16 @@ function updateTables(snapshot) {
       if (i === 0) cell.className = "text";
     });
     if (c.connection !== null) {
-      const total = perConnection[c.connection] || { rate: 0, fill: 0, drops: 0 };
+      const total = perConnection[c.connection] ||
+        { rate: 0, fill: 0, drops: 0, p50: null, p99: null };
       total.rate += c.throughput;
       total.fill = Math.max(total.fill, fill);
       total.drops += c.drops;
+      // one connection is several rings with workers (or hosts): show the slowest
+      for (const key of ["p50", "p99"]) {
+        const value = c[`latency_${key}`];
+        if (value !== null && value !== undefined) total[key] = Math.max(total[key] || 0, value);
+      }
       perConnection[c.connection] = total;
     }
   }
@@ -138,6 +153,11 @@ function updateTables(snapshot) {
     if (label) {
       label.textContent = `${fmt(total.rate)}/s · ${fmt(total.fill)}% full` +
         (total.drops ? ` · ${fmt(total.drops)} dropped` : "");
+    }
+    const title = document.getElementById(`edge-title-${number}`);
+    if (title) {
+      title.textContent = `${title.dataset.ends}: waited in the ring (last 2 s) ` +
+        `p50 ${fmtLatency(total.p50)}, p99 ${fmtLatency(total.p99)}; click to preview`;
     }
   }
 }
