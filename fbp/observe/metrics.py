@@ -26,7 +26,16 @@ from prometheus_client.utils import floatToGoString
 __all__ = ["CONTENT_TYPE", "SnapshotCollector", "render_metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_STATES = ("starting", "running", "finishing", "finished", "failed", "killed", "restarting")
+_STATES = (
+    "starting",
+    "running",
+    "finishing",
+    "finished",
+    "failed",
+    "killed",
+    "restarting",
+    "lost",  # on a host that was lost, or a link to one
+)
 
 
 # (family, metric name, help, snapshot key): one series per process or per connection
