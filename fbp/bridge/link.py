@@ -114,7 +114,12 @@ class LinkSender:
         self.socket.connect(endpoint)
         self.peer_timeout = peer_timeout
         self.report = report or (lambda text: None)
-        self.socket.setsockopt(zmq.SNDHWM, 4 * WINDOW)
+        # Room for the window and one resend of it. While the link is down the resends
+        # pile up here (references into the ring, not copies); more room would only mean
+        # more repeats to flush if the connection survives the cut (3 windows with
+        # 4 * WINDOW: up to 192 MiB for 1 MiB records). Sends past it are refused
+        # (counted in `refused`): the records stay in flight and go with the next resend.
+        self.socket.setsockopt(zmq.SNDHWM, 2 * WINDOW)
         # Records in flight hold this ring's space, so the far end is asked to acknowledge
         # at least every quarter of it: a small ring is freed in time, a large one with few acks.
         self.ack_bytes = max(1, min(ACK_BYTES, ring.capacity // 4))
@@ -125,6 +130,7 @@ class LinkSender:
         # (seq, packed header, payload, record or None), oldest first; seqs are consecutive
         self.in_flight: collections.deque[tuple[int, bytes, object, object]] = collections.deque()
         self.sent = self.resent = 0
+        self.refused = 0  # sends ZeroMQ refused because its queue was full (link down or slow)
         self.ended = False  # the local ring ended: EOF is queued
         self.peer_lost = False
         self.last_heard = self.last_progress = self.last_beat = time.monotonic()
@@ -155,7 +161,7 @@ class LinkSender:
             try:
                 self.socket.send(b"H", _NOBLOCK)
             except zmq.Again:
-                pass  # the queue is full of data: the link is down, or slow
+                self.refused += 1  # the queue is full of data: the link is down, or slow
             self.last_beat = now
         if self.in_flight and now - self.last_progress >= RESEND_AFTER:
             self._resend()
@@ -202,6 +208,7 @@ class LinkSender:
         try:
             self.socket.send_multipart([b"D", header, payload], _NOBLOCK, copy=False)
         except zmq.Again:
+            self.refused += 1
             return False  # the next resend brings it
         return True
 
