@@ -1,28 +1,36 @@
 """One lossless link across hosts: ring -> ZeroMQ -> ring.
 
 The sending end reads records from a local ring and sends each as a multipart message:
-`[b"D", header, payload]`, the header a msgpack map {seq, kind}, the payload a zero-copy
-frame straight from ring memory (pyzmq `copy=False`). The record stays held (its ring slot
-not freed) until the receiving end acknowledges it, so it can be sent again.
+`[b"D", header, payload]`, the header a msgpack map {seq, kind, size, ack_bytes}, the
+payload a zero-copy frame straight from ring memory (pyzmq `copy=False`). The record
+stays held (its ring slot not freed) until the receiving end acknowledges it, so it can be
+sent again. ZeroMQ queues at most two windows on the sending side (SNDHWM): while the
+link is down, sends beyond that are refused (`refused` counts them; heartbeats too) and
+the records simply stay in flight.
 
-The receiving end writes records into its local ring strictly in `seq` order, and only
-then acknowledges them: `[b"A", {acked, credit, blocked}]`, `acked` the highest seq
-written, `credit` how many messages past it the sender may have in flight, `blocked` true
-while the next record is in hand but its ring is full. So:
+The receiving end reads the header first, reserves a slot of `size` bytes in its local
+ring and receives the payload straight into it (`recv_into`: libzmq's copy out of its
+receive buffer is the only one on that side). It writes records strictly in `seq` order,
+and only then acknowledges them: `[b"A", {acked, credit, blocked}]`, `acked` the highest
+seq written, `credit` how many messages past it the sender may have in flight, `blocked`
+true while the next record is in hand but its ring is full (its payload then waits in
+ZeroMQ). So:
 - back-pressure crosses the link: a full ring on the receiving side stops the acks, the
   sender runs out of credit, stops reading its ring, and its producer waits; `blocked`
   tells the sender that nothing is lost, so it does not send its window again meanwhile;
 - a link cut for seconds loses nothing and duplicates nothing: ZeroMQ reconnects by
   itself; what was in flight and not acknowledged is sent again (go-back-N, after
-  RESEND_AFTER seconds without progress), and the receiver drops what it already wrote.
+  RESEND_AFTER seconds without progress), and the receiver drops what it already wrote
+  (without copying it).
 - heartbeats (`[b"H"]`) go both ways every HEARTBEAT seconds; a peer silent for
   `peer_timeout` seconds is reported (`peer_lost`), and the link goes on trying.
 
 Acknowledgements are cumulative, so the receiver sends one per ACK_EVERY records or
-ACK_BYTES bytes written, and one as soon as nothing more is arriving (ACK_DELAY): a
-stream costs the sender one wake-up per batch instead of one per record, and a sender
-that stopped sending (its ring is empty, or its credit or its ring space is used up) is
-answered at once.
+`ack_bytes` payload bytes written, and one as soon as nothing more is arriving
+(ACK_DELAY): a stream costs the sender one wake-up per batch instead of one per record,
+and a sender that stopped sending (its ring is empty, or its credit or its ring space is
+used up) is answered at once. `ack_bytes` is the sender's: a quarter of its ring, at most
+ACK_BYTES, since unacknowledged records hold that ring's space.
 
 End of stream crosses as a record of kind EOF; brackets are records like any other.
 Nothing here is ever unpickled: headers are msgpack, payloads raw bytes.
