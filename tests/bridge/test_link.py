@@ -13,6 +13,7 @@ import json
 import os
 import random
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -81,6 +82,14 @@ def _bridge(role: str, ring: Ring, endpoint: str, namespace: str | None = None):
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _loopback_endpoint() -> str:
+    """A free loopback port: a fixed one collides with the same tests run from another
+    checkout on this machine, and then one sender feeds the other's receiver."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+
+
 def _check(seen: list, count: int) -> None:
     assert [seq for seq, _ in seen] == list(range(count)), "lost, duplicated or reordered"
     assert all(intact for _, intact in seen), "corrupted payload"
@@ -139,7 +148,8 @@ def _run(
 
 @pytest.mark.timeout(120)
 def test_records_cross_in_order_intact_once(tmp_path):
-    seen, sent, received, _ = _run("tcp://127.0.0.1:47311", "tcp://127.0.0.1:47311", RECORDS)
+    endpoint = _loopback_endpoint()
+    seen, sent, received, _ = _run(endpoint, endpoint, RECORDS)
     _check(seen, RECORDS)
     assert sent["sent"] == RECORDS and received["received"] == RECORDS + 1  # + end of stream
 
@@ -257,9 +267,10 @@ def test_large_records_cross_zero_copy_under_back_pressure():
     # fill up, the producer waits for acks, and the consumer stops for longer than a
     # resend period while the receiving ring is full.
     sizes = [(100, ZERO_COPY_MIN, 300_000, 1 << 20)[seq % 4] + seq for seq in range(400)]
+    endpoint = _loopback_endpoint()
     seen, sent, received, _ = _run(
-        "tcp://127.0.0.1:47312",
-        "tcp://127.0.0.1:47312",
+        endpoint,
+        endpoint,
         len(sizes),
         pace=0,
         sizes=sizes,
