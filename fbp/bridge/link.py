@@ -319,7 +319,13 @@ class LinkReceiver:
         self.last_heard = self.last_beat = time.monotonic()
 
     def step(self, timeout: float = 0.05) -> None:
-        """Receive what arrived, write it in order, acknowledge, beat."""
+        """Receive what arrived, write it in order, acknowledge, beat.
+
+        Raises:
+            ValueError: the sending end speaks another version of the link (a header
+                without seq, kind, size and ack_bytes, or a payload of another size).
+            RecordTooLarge: a record can never fit in the local ring.
+        """
         if self.pending is not None:
             # the ring was full: wait for space here, reading nothing more meanwhile (the
             # sender runs out of credit: back-pressure)
@@ -364,8 +370,19 @@ class LinkReceiver:
             self._discard_rest()  # a heartbeat
             return
         header = msgpack.unpackb(socket.recv(_NOBLOCK))
-        seq, kind, size = int(header["seq"]), int(header["kind"]), int(header["size"])
-        self.ack_bytes = max(1, min(ACK_BYTES, int(header["ack_bytes"])))
+        try:
+            seq, kind, size = int(header["seq"]), int(header["kind"]), int(header["size"])
+            self.ack_bytes = max(1, min(ACK_BYTES, int(header["ack_bytes"])))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(
+                f"bridge link: a record header must hold seq, kind, size and ack_bytes, not "
+                f"{header!r}; both ends must run the same fbp version"
+            ) from exc
+        if not socket.get(_RCVMORE):
+            raise ValueError(
+                "bridge link: a data message must be [b'D', header, payload], this one has "
+                "no payload; both ends must run the same fbp version"
+            )
         if seq < self.expected:
             self.duplicates += 1
             self.unacked += 1  # already written: the ack tells the sender

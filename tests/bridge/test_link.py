@@ -22,7 +22,9 @@ import time
 import uuid
 import zlib
 
+import msgpack
 import pytest
+import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -374,3 +376,43 @@ def test_any_record_sizes_cross_once_in_order_intact(sizes, target_capacity, pau
     _check(seen, len(sizes))
     assert sender.sent == len(sizes) and sender.acked == len(sizes)  # + EOF at seq len
     assert receiver.received == len(sizes) + 1 and receiver.duplicates == 0
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("parts", "message"),
+    [
+        ([b"D", msgpack.packb({"seq": 0, "kind": 0}), b"abc"], "must hold seq, kind, size"),
+        ([b"D", msgpack.packb({"seq": 0, "kind": 0, "size": 3, "ack_bytes": 4})], "no payload"),
+        (
+            [b"D", msgpack.packb({"seq": 0, "kind": 0, "size": 5, "ack_bytes": 4}), b"abc"],
+            "header said 5 bytes but its payload has 3",
+        ),
+    ],
+)
+def test_a_receiver_refuses_messages_of_another_link_version(parts, message):
+    # the receiver reserves ring space from the header's size, so a sender that speaks
+    # another version must fail clearly, not with a KeyError or a truncated record
+    ring = Ring.create(1 << 20)
+    context = zmq.Context()
+    receiver = LinkReceiver(
+        Ring.attach(ring.name, "producer"),
+        "tcp://127.0.0.1:*",
+        context=context,
+        keep_freed_memory=False,
+    )
+    sender = context.socket(zmq.DEALER)
+    try:
+        sender.connect(receiver.endpoint)
+        sender.send_multipart(parts)
+        with pytest.raises(ValueError, match=message):
+            for _ in range(250):
+                receiver.step(0.02)
+        assert receiver.received == 0
+    finally:
+        sender.close(0)
+        receiver.close()
+        receiver.ring.close()
+        context.term()
+        ring.close()
+        ring.unlink()
