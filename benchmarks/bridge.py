@@ -8,13 +8,17 @@ touching nothing. Ours: a ring in A -> `python -m fbp.bridge send` (in A) -> Zer
 `python -m fbp.bridge receive` (in B) -> a ring read by a consumer; the producer writes
 each packet into its ring, the consumer reads it out of its ring. MiB/s from the first to
 the last packet at the receiving side; ratio ours / peer (target >= 0.9x). Both run here,
-alternating, so load hits both.
+alternating, so load hits both. Each round also prints the load average and the CPU time
+both sides spent per MiB (all their processes and threads, start-up included; ours also
+counts this process, whose producer and consumer threads do the ring ends): the CPU
+ratio is why a loaded machine costs the bridge more than the peer.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -155,6 +159,11 @@ def ours(a: str, b: str, count: int) -> float:
     return rate[0]
 
 
+def _cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--packets", type=int, default=2000)
@@ -167,10 +176,23 @@ def main(argv: list[str]) -> None:
         print(f"# load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
         ratios = []
         for _ in range(args.rounds):
+            children = _cpu_seconds(resource.RUSAGE_CHILDREN)
             raw = peer(a, b, args.packets)
+            peer_cpu = _cpu_seconds(resource.RUSAGE_CHILDREN) - children
+            children, itself = (
+                _cpu_seconds(resource.RUSAGE_CHILDREN),
+                _cpu_seconds(resource.RUSAGE_SELF),
+            )
             bridged = ours(a, b, args.packets)
+            ours_cpu = _cpu_seconds(resource.RUSAGE_CHILDREN) - children
+            ours_cpu += _cpu_seconds(resource.RUSAGE_SELF) - itself
             ratios.append(bridged / raw)
-            print(f"# pyzmq PUSH/PULL {raw:,.0f} MiB/s, fbp bridge {bridged:,.0f} MiB/s")
+            print(
+                f"# load {os.getloadavg()[0]:.2f}: pyzmq PUSH/PULL {raw:,.0f} MiB/s, fbp bridge "
+                f"{bridged:,.0f} MiB/s, {bridged / raw:.2f}x; CPU per MiB "
+                f"{peer_cpu / args.packets * 1e3:.2f} ms vs {ours_cpu / args.packets * 1e3:.2f} ms "
+                f"({ours_cpu / peer_cpu:.2f}x)"
+            )
         print(
             f"\nfbp bridge / raw pyzmq, 1 MiB packets between namespaces: median "
             f"{statistics.median(ratios):.2f}x (runs: {', '.join(f'{r:.2f}x' for r in ratios)})"

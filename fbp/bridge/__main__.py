@@ -34,7 +34,12 @@ def main(argv: list[str]) -> int:
         link = LinkSender(ring, args.endpoint, peer_timeout=args.peer_timeout, report=report)
         while not link.done() and not stopping:
             link.step()
-        stats = {"sent": link.sent, "resent": link.resent, "acked": link.acked}
+        stats = {
+            "sent": link.sent,
+            "resent": link.resent,
+            "refused": link.refused,
+            "acked": link.acked,
+        }
     else:
         ring = Ring.attach(args.ring, "producer")
         link = LinkReceiver(ring, args.endpoint, peer_timeout=args.peer_timeout, report=report)

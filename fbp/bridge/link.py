@@ -1,28 +1,36 @@
 """One lossless link across hosts: ring -> ZeroMQ -> ring.
 
 The sending end reads records from a local ring and sends each as a multipart message:
-`[b"D", header, payload]`, the header a msgpack map {seq, kind}, the payload a zero-copy
-frame straight from ring memory (pyzmq `copy=False`). The record stays held (its ring slot
-not freed) until the receiving end acknowledges it, so it can be sent again.
+`[b"D", header, payload]`, the header a msgpack map {seq, kind, size, ack_bytes}, the
+payload a zero-copy frame straight from ring memory (pyzmq `copy=False`). The record
+stays held (its ring slot not freed) until the receiving end acknowledges it, so it can be
+sent again. ZeroMQ queues at most two windows on the sending side (SNDHWM): while the
+link is down, sends beyond that are refused (`refused` counts them; heartbeats too) and
+the records simply stay in flight.
 
-The receiving end writes records into its local ring strictly in `seq` order, and only
-then acknowledges them: `[b"A", {acked, credit, blocked}]`, `acked` the highest seq
-written, `credit` how many messages past it the sender may have in flight, `blocked` true
-while the next record is in hand but its ring is full. So:
+The receiving end reads the header first, reserves a slot of `size` bytes in its local
+ring and receives the payload straight into it (`recv_into`: libzmq's copy out of its
+receive buffer is the only one on that side). It writes records strictly in `seq` order,
+and only then acknowledges them: `[b"A", {acked, credit, blocked}]`, `acked` the highest
+seq written, `credit` how many messages past it the sender may have in flight, `blocked`
+true while the next record is in hand but its ring is full (its payload then waits in
+ZeroMQ). So:
 - back-pressure crosses the link: a full ring on the receiving side stops the acks, the
   sender runs out of credit, stops reading its ring, and its producer waits; `blocked`
   tells the sender that nothing is lost, so it does not send its window again meanwhile;
 - a link cut for seconds loses nothing and duplicates nothing: ZeroMQ reconnects by
   itself; what was in flight and not acknowledged is sent again (go-back-N, after
-  RESEND_AFTER seconds without progress), and the receiver drops what it already wrote.
+  RESEND_AFTER seconds without progress), and the receiver drops what it already wrote
+  (without copying it).
 - heartbeats (`[b"H"]`) go both ways every HEARTBEAT seconds; a peer silent for
   `peer_timeout` seconds is reported (`peer_lost`), and the link goes on trying.
 
 Acknowledgements are cumulative, so the receiver sends one per ACK_EVERY records or
-ACK_BYTES bytes written, and one as soon as nothing more is arriving (ACK_DELAY): a
-stream costs the sender one wake-up per batch instead of one per record, and a sender
-that stopped sending (its ring is empty, or its credit or its ring space is used up) is
-answered at once.
+`ack_bytes` payload bytes written, and one as soon as nothing more is arriving
+(ACK_DELAY): a stream costs the sender one wake-up per batch instead of one per record,
+and a sender that stopped sending (its ring is empty, or its credit or its ring space is
+used up) is answered at once. `ack_bytes` is the sender's: a quarter of its ring, at most
+ACK_BYTES, since unacknowledged records hold that ring's space.
 
 End of stream crosses as a record of kind EOF; brackets are records like any other.
 Nothing here is ever unpickled: headers are msgpack, payloads raw bytes.
@@ -47,11 +55,16 @@ HEARTBEAT = 0.5
 RESEND_AFTER = 1.0
 WINDOW = 64  # messages in flight at most (the receiver's credit)
 ACK_EVERY = 16  # records written between acknowledgements while a stream flows
-ACK_BYTES = 1 << 20  # ... or this many payload bytes: large records are acked one by one
+ACK_BYTES = 8 << 20  # ... or this many payload bytes (fewer if the sender asks: its ring is small)
 ACK_DELAY = 0.0005  # seconds without a new message after which the receiver acks anyway
 RECEIVE_QUEUE = 4  # messages ZeroMQ may hold on the receiving side (RCVHWM)
 ZERO_COPY_MIN = 65536  # smaller payloads are copied: a zero-copy frame costs more
 _EOF = int(RecordKind.EOF)
+# plain ints: pyzmq's enum members cost an enum operation at every use on the hot path
+_EVENTS, _RCVMORE = int(zmq.EVENTS), int(zmq.RCVMORE)
+_POLLIN, _POLLOUT = int(zmq.POLLIN), int(zmq.POLLOUT)
+_NOBLOCK = int(zmq.NOBLOCK)
+_NOTHING = bytearray()
 
 
 def _socket(context: zmq.Context, kind: int, keys: dict | None) -> zmq.Socket:
@@ -109,13 +122,23 @@ class LinkSender:
         self.socket.connect(endpoint)
         self.peer_timeout = peer_timeout
         self.report = report or (lambda text: None)
-        self.socket.setsockopt(zmq.SNDHWM, 4 * WINDOW)
+        # Room for the window and one resend of it. While the link is down the resends
+        # pile up here (references into the ring, not copies); more room would only mean
+        # more repeats to flush if the connection survives the cut (3 windows with
+        # 4 * WINDOW: up to 192 MiB for 1 MiB records). Sends past it are refused
+        # (counted in `refused`): the records stay in flight and go with the next resend.
+        self.socket.setsockopt(zmq.SNDHWM, 2 * WINDOW)
+        # Records in flight hold this ring's space, so the far end is asked to acknowledge
+        # at least every quarter of it: a small ring is freed in time, a large one with few acks.
+        self.ack_bytes = max(1, min(ACK_BYTES, ring.capacity // 4))
+        self._pack = msgpack.Packer().pack
         self.next_seq = 0
         self.acked = -1
         self.credit = WINDOW
-        # (seq, kind, payload, record or None), oldest first; seqs are consecutive
-        self.in_flight: collections.deque[tuple[int, int, object, object]] = collections.deque()
+        # (seq, packed header, payload, record or None), oldest first; seqs are consecutive
+        self.in_flight: collections.deque[tuple[int, bytes, object, object]] = collections.deque()
         self.sent = self.resent = 0
+        self.refused = 0  # sends ZeroMQ refused because its queue was full (link down or slow)
         self.ended = False  # the local ring ended: EOF is queued
         self.peer_lost = False
         self.last_heard = self.last_progress = self.last_beat = time.monotonic()
@@ -132,10 +155,10 @@ class LinkSender:
         """
         self._take_acks()
         if not self._fill():
-            queue_full = not self.socket.get(zmq.EVENTS) & zmq.POLLOUT
+            queue_full = not self.socket.get(_EVENTS) & _POLLOUT
             if self.in_flight or self.ended or queue_full:
                 # an ack (or space in ZeroMQ's queue) is what lets us go on
-                events = zmq.POLLIN | (zmq.POLLOUT if queue_full else 0)
+                events = _POLLIN | (_POLLOUT if queue_full else 0)
                 if _poll(self.socket, events, timeout):
                     self._take_acks()
                     self._fill()
@@ -144,9 +167,9 @@ class LinkSender:
         now = time.monotonic()
         if now - self.last_beat >= HEARTBEAT:
             try:
-                self.socket.send(b"H", zmq.NOBLOCK)
+                self.socket.send(b"H", _NOBLOCK)
             except zmq.Again:
-                pass  # the queue is full of data: the link is down, or slow
+                self.refused += 1  # the queue is full of data: the link is down, or slow
             self.last_beat = now
         if self.in_flight and now - self.last_progress >= RESEND_AFTER:
             self._resend()
@@ -158,45 +181,48 @@ class LinkSender:
     def _fill(self, wait: float = 0.0) -> int:
         """Send records from the ring while the credit lasts; how many went."""
         sent = 0
-        while not self.ended and len(self.in_flight) < self.credit:
-            if not self.socket.get(zmq.EVENTS) & zmq.POLLOUT:
+        socket, ring, in_flight = self.socket, self.ring, self.in_flight
+        while not self.ended and len(in_flight) < self.credit:
+            if not socket.get(_EVENTS) & _POLLOUT:
                 break  # ZeroMQ's queue is full: read the ring again when it drains
             try:
-                record = self.ring.recv(wait)
+                record = ring.recv(wait)
             except RingEmpty:
                 break
             except EndOfStream:
-                self._send(self.next_seq, _EOF, b"")
-                self.in_flight.append((self.next_seq, _EOF, b"", None))
+                header = self._header(self.next_seq, _EOF, 0)
+                self._send(header, b"")
+                in_flight.append((self.next_seq, header, b"", None))
                 self.next_seq += 1
                 self.ended = True
                 sent += 1
                 break
             wait = 0.0
-            kind = int(record.kind)
+            size = len(record)
             # zero-copy: ZeroMQ sends from the ring slot; the record stays held until acked
-            if len(record) >= ZERO_COPY_MIN:
-                payload = zmq.Frame(record, copy=False)
-            else:
-                payload = bytes(record)
-            self.in_flight.append((self.next_seq, kind, payload, record))
-            self._send(self.next_seq, kind, payload)
+            payload = zmq.Frame(record, copy=False) if size >= ZERO_COPY_MIN else bytes(record)
+            header = self._header(self.next_seq, int(record.kind), size)
+            in_flight.append((self.next_seq, header, payload, record))
+            self._send(header, payload)
             self.next_seq += 1
             self.sent += 1
             sent += 1
         return sent
 
-    def _send(self, seq: int, kind: int, payload) -> bool:
-        header = msgpack.packb({"seq": seq, "kind": kind})
+    def _header(self, seq: int, kind: int, size: int) -> bytes:
+        return self._pack({"seq": seq, "kind": kind, "size": size, "ack_bytes": self.ack_bytes})
+
+    def _send(self, header: bytes, payload) -> bool:
         try:
-            self.socket.send_multipart([b"D", header, payload], zmq.NOBLOCK, copy=False)
+            self.socket.send_multipart([b"D", header, payload], _NOBLOCK, copy=False)
         except zmq.Again:
+            self.refused += 1
             return False  # the next resend brings it
         return True
 
     def _resend(self) -> None:
-        for seq, kind, payload, _record in self.in_flight:
-            if not self._send(seq, kind, payload):
+        for _seq, header, payload, _record in self.in_flight:
+            if not self._send(header, payload):
                 return
             self.resent += 1
 
@@ -204,8 +230,8 @@ class LinkSender:
         """Read every message waiting (acks, heartbeats); free what was acknowledged."""
         acked = self.acked
         heard = blocked = False
-        while self.socket.get(zmq.EVENTS) & zmq.POLLIN:
-            parts = self.socket.recv_multipart(zmq.NOBLOCK)
+        while self.socket.get(_EVENTS) & _POLLIN:
+            parts = self.socket.recv_multipart(_NOBLOCK)
             heard = True
             if parts[0] == b"A":
                 ack = msgpack.unpackb(parts[1])
@@ -231,7 +257,7 @@ class LinkSender:
 
     def close(self) -> None:
         """Let go of the socket and of every record still held."""
-        for _seq, _kind, _payload, record in self.in_flight:
+        for _seq, _header, _payload, record in self.in_flight:
             if record is not None:
                 record.release()
         self.in_flight.clear()
@@ -240,6 +266,9 @@ class LinkSender:
 
 class LinkReceiver:
     """Receive records in `seq` order and write them into a local ring, then acknowledge.
+
+    Each payload is received straight into a reserved ring slot (`recv_into`), so the
+    only copy on this side is libzmq's, out of its receive buffer into the ring.
 
     Args:
         ring: producer handle of the local ring.
@@ -278,31 +307,39 @@ class LinkReceiver:
         self.peer_timeout = peer_timeout
         self.report = report or (lambda text: None)
         self.expected = 0
-        self.pending = None  # a message waiting for space in the ring
+        # (kind, size) of the record whose header was read but whose payload is still in
+        # ZeroMQ, waiting for space in the ring
+        self.pending: tuple[int, int] | None = None
         self.peer: bytes | None = None
         self.received = self.duplicates = 0
         self.unacked = self.unacked_bytes = 0  # written (or dropped) since the last ack
+        self.ack_bytes = ACK_BYTES  # the sender says how much of its ring it can spare
         self.ended = False
         self.peer_lost = False
         self.last_heard = self.last_beat = time.monotonic()
 
     def step(self, timeout: float = 0.05) -> None:
-        """Receive what arrived, write it in order, acknowledge, beat."""
+        """Receive what arrived, write it in order, acknowledge, beat.
+
+        Raises:
+            ValueError: the sending end speaks another version of the link (a header
+                without seq, kind, size and ack_bytes, or a payload of another size).
+            RecordTooLarge: a record can never fit in the local ring.
+        """
         if self.pending is not None:
             # the ring was full: wait for space here, reading nothing more meanwhile (the
             # sender runs out of credit: back-pressure)
-            parts, self.pending = self.pending, None
-            self._handle(parts, wait=timeout)
-        elif self._waiting() or _poll(self.socket, zmq.POLLIN, timeout):
+            self._write_pending(wait=timeout)
+        elif self._waiting() or _poll(self.socket, _POLLIN, timeout):
             deadline = time.monotonic() + timeout
             while self.pending is None and time.monotonic() < deadline:
                 while self.pending is None and self._waiting():
-                    self._handle(self.socket.recv_multipart(zmq.NOBLOCK, copy=False))
-                    if self.unacked >= ACK_EVERY or self.unacked_bytes >= ACK_BYTES:
+                    self._receive()
+                    if self.unacked >= ACK_EVERY or self.unacked_bytes >= self.ack_bytes:
                         self._ack()
                 # nothing more queued: wait a moment for the next message of the stream
                 # before acknowledging, so a flowing stream gets one ack per batch
-                if not self.unacked or not _poll(self.socket, zmq.POLLIN, ACK_DELAY):
+                if not self.unacked or not _poll(self.socket, _POLLIN, ACK_DELAY):
                     break
         now = time.monotonic()
         blocked = self.pending is not None  # said at every step: keeps the sender from resending
@@ -314,48 +351,99 @@ class LinkReceiver:
             self.report(f"link from the sending end silent for {self.peer_timeout:g} s")
 
     def _waiting(self) -> bool:
-        return bool(self.socket.get(zmq.EVENTS) & zmq.POLLIN)
+        return bool(self.socket.get(_EVENTS) & _POLLIN)
 
-    def _handle(self, parts, wait: float = 0.0) -> None:
-        self.peer = parts[0].bytes
+    def _receive(self) -> None:
+        """Read one message part by part; start writing it if it is the next record.
+
+        ZeroMQ delivers a multipart message whole or not at all, so once its first part
+        is here the others are too. The payload part is left in ZeroMQ until its ring slot
+        is reserved (`pending` while the ring is full).
+        """
+        socket = self.socket
+        self.peer = socket.recv(_NOBLOCK)  # the ROUTER's routing id of the sender
         self.last_heard = time.monotonic()
         if self.peer_lost:
             self.peer_lost = False
             self.report("link from the sending end is back")
-        if parts[1].bytes != b"D":
+        if not socket.get(_RCVMORE) or socket.recv(_NOBLOCK) != b"D":
+            self._discard_rest()  # a heartbeat
             return
-        header = msgpack.unpackb(parts[2].bytes)
-        seq, kind = int(header["seq"]), int(header["kind"])
+        header = msgpack.unpackb(socket.recv(_NOBLOCK))
+        try:
+            seq, kind, size = int(header["seq"]), int(header["kind"]), int(header["size"])
+            self.ack_bytes = max(1, min(ACK_BYTES, int(header["ack_bytes"])))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(
+                f"bridge link: a record header must hold seq, kind, size and ack_bytes, not "
+                f"{header!r}; both ends must run the same fbp version"
+            ) from exc
+        if not socket.get(_RCVMORE):
+            raise ValueError(
+                "bridge link: a data message must be [b'D', header, payload], this one has "
+                "no payload; both ends must run the same fbp version"
+            )
         if seq < self.expected:
             self.duplicates += 1
             self.unacked += 1  # already written: the ack tells the sender
+            self._discard_rest()
             return
         if seq > self.expected or self.ended:
+            self._discard_rest()
             return  # a gap: the sender goes back and resends in order
         if kind == _EOF:
+            self._discard_rest()
             self.ring.close()
             self.ended = True
-        else:
-            payload = parts[3].buffer
-            try:
-                self.ring.send(payload, wait, kind)
-            except RingFull:
-                self.pending = parts  # written once there is space
-                return
-            except BrokenConnection:
-                self.ended = True
-                return
-            self.unacked_bytes += len(payload)
+            self._written(0)
+            return
+        self.pending = (kind, size)
+        self._write_pending()
+
+    def _write_pending(self, wait: float = 0.0) -> None:
+        """Receive the pending payload into a ring slot, once the ring has space for it."""
+        kind, size = self.pending
+        try:
+            slot = self.ring.reserve(size, wait, kind)
+        except RingFull:
+            return  # still pending: tried again at the next step
+        except BrokenConnection:
+            self.pending = None
+            self._discard_rest()
+            self.ended = True
+            return
+        self.pending = None
+        try:
+            received = self.socket.recv_into(slot, flags=_NOBLOCK)
+        except BaseException:
+            slot.abandon()
+            raise
+        if received != size:
+            slot.abandon()
+            raise ValueError(
+                f"bridge link: a record's header said {size} bytes but its payload has "
+                f"{received}; both ends must run the same fbp version"
+            )
+        slot.commit()
+        self._written(size)
+
+    def _written(self, size: int) -> None:
         self.expected += 1
         self.received += 1
         self.unacked += 1
+        self.unacked_bytes += size
+
+    def _discard_rest(self) -> None:
+        # receiving into an empty buffer drops a part without copying it
+        while self.socket.get(_RCVMORE):
+            self.socket.recv_into(_NOTHING, flags=_NOBLOCK)
 
     def _ack(self) -> None:
         self.unacked = self.unacked_bytes = 0
         ack = {"acked": self.expected - 1, "credit": WINDOW, "blocked": self.pending is not None}
         ack = msgpack.packb(ack)
         try:
-            self.socket.send_multipart([self.peer, b"A", ack], zmq.NOBLOCK)
+            self.socket.send_multipart([self.peer, b"A", ack], _NOBLOCK)
         except (zmq.Again, zmq.ZMQError):
             pass
 

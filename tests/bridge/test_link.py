@@ -13,6 +13,7 @@ import json
 import os
 import random
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -21,7 +22,9 @@ import time
 import uuid
 import zlib
 
+import msgpack
 import pytest
+import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -43,12 +46,14 @@ def _sized_payload(seq: int, size: int) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body))
 
 
-def _produce(ring_name: str, count: int, pace: float = 0.0, sizes=None) -> None:
+def _produce(
+    ring_name: str, count: int, pace: float = 0.0, sizes=None, pace_every=100, patience=30.0
+) -> None:
     producer = Ring.attach(ring_name, "producer")
     for seq in range(count):
         payload = _payload(seq) if sizes is None else _sized_payload(seq, sizes[seq])
-        producer.send(payload, 30)
-        if pace and seq % 100 == 0:
+        producer.send(payload, patience)
+        if pace and seq % pace_every == 0:
             time.sleep(pace)
     producer.close()
 
@@ -79,6 +84,14 @@ def _bridge(role: str, ring: Ring, endpoint: str, namespace: str | None = None):
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _loopback_endpoint() -> str:
+    """A free loopback port: a fixed one collides with the same tests run from another
+    checkout on this machine, and then one sender feeds the other's receiver."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+
+
 def _check(seen: list, count: int) -> None:
     assert [seq for seq, _ in seen] == list(range(count)), "lost, duplicated or reordered"
     assert all(intact for _, intact in seen), "corrupted payload"
@@ -95,21 +108,32 @@ def _run(
     capacities=(1 << 20, 1 << 20),
     pause_at=None,
     pause=0.0,
+    pace_every=100,
+    source_hot_reuse=True,
+    patience=90.0,
 ):
-    source, target = Ring.create(capacities[0]), Ring.create(capacities[1])
+    source = Ring.create(capacities[0], **({} if source_hot_reuse else {"hot_reuse_min": 0}))
+    target = Ring.create(capacities[1])
     seen: list = []
     try:
         receiver = _bridge("receive", target, endpoint_bind, namespaces[1])
         sender = _bridge("send", source, endpoint_connect, namespaces[0])
-        producer = threading.Thread(target=_produce, args=(source.name, count, pace, sizes))
-        consumer = threading.Thread(target=_consume, args=(target.name, seen, 90, pause_at, pause))
+        producer = threading.Thread(
+            target=_produce,
+            args=(source.name, count, pace, sizes, pace_every, min(patience, 30.0)),
+        )
+        consumer = threading.Thread(
+            target=_consume, args=(target.name, seen, patience, pause_at, pause)
+        )
         producer.start()
         consumer.start()
         if during:
-            during()
-        producer.join(90)
-        consumer.join(90)
+            during(sender)
+        producer.join(patience)
+        consumer.join(patience)
         out_s, err_s = sender.communicate(timeout=30)
+        if sender.returncode != 0:
+            receiver.terminate()  # its end of stream will never come
         out_r, err_r = receiver.communicate(timeout=30)
     finally:
         for process in ("sender", "receiver"):
@@ -126,7 +150,8 @@ def _run(
 
 @pytest.mark.timeout(120)
 def test_records_cross_in_order_intact_once(tmp_path):
-    seen, sent, received, _ = _run("tcp://127.0.0.1:47311", "tcp://127.0.0.1:47311", RECORDS)
+    endpoint = _loopback_endpoint()
+    seen, sent, received, _ = _run(endpoint, endpoint, RECORDS)
     _check(seen, RECORDS)
     assert sent["sent"] == RECORDS and received["received"] == RECORDS + 1  # + end of stream
 
@@ -170,7 +195,7 @@ def two_hosts():
 
 @pytest.mark.timeout(180)
 def test_a_link_cut_for_four_seconds_loses_and_duplicates_nothing(two_hosts):
-    def cut() -> None:
+    def cut(_sender) -> None:
         time.sleep(1.5)
         subprocess.run(
             ["ip", "-n", two_hosts["a"], "link", "set", two_hosts["va"], "down"], check=True
@@ -194,15 +219,60 @@ def test_a_link_cut_for_four_seconds_loses_and_duplicates_nothing(two_hosts):
     assert "silent" in err  # the cut was noticed and reported
 
 
+@pytest.mark.timeout(60)
+def test_large_records_survive_a_cut_on_the_receiving_side(two_hosts):
+    # 300 records of 512 KiB - 1 MiB, up to 100 a second, and the receiving host's end of
+    # the link down for 4 s mid-stream. The sender goes on reading its 64 MiB ring up to
+    # its credit (WINDOW records) and sends everything in flight again every RESEND_AFTER,
+    # so ZeroMQ's queue on the sending side (2 * WINDOW) is full after the first resend:
+    # every later send there (data, resends, heartbeats) is refused with zmq.Again, which
+    # once killed the sender. The source ring is plain FIFO: with hot reuse, a record
+    # placed back at the start after an ack pads the rest of the lap until the records
+    # before it are acknowledged, so how many fit during the cut would depend on where
+    # the last ack fell (docs/ring.md, "Large frames").
+    count = 300
+    sizes = [(512 << 10) + (seq * 7919) % (512 << 10) for seq in range(count)]
+    alive_after_cut = []
+
+    def cut(sender) -> None:
+        time.sleep(1.5)
+        link = ["ip", "-n", two_hosts["b"], "link", "set", two_hosts["vb"]]
+        subprocess.run([*link, "down"], check=True)
+        time.sleep(4.0)
+        subprocess.run([*link, "up"], check=True)
+        alive_after_cut.append(sender.poll() is None)
+
+    seen, sent, received, err = _run(
+        "tcp://10.200.0.2:7101",
+        "tcp://10.200.0.2:7101",
+        count,
+        namespaces=(two_hosts["a"], two_hosts["b"]),
+        during=cut,
+        pace=0.01,
+        pace_every=1,
+        sizes=sizes,
+        capacities=(64 << 20, 64 << 20),
+        source_hot_reuse=False,
+        patience=20.0,  # the stream takes ~10 s; a dead sender fails the test in ~25 s
+    )
+    _check(seen, count)
+    assert alive_after_cut == [True], "the sender died while its link was down"
+    assert sent["sent"] == count and received["received"] == count + 1
+    assert sent["refused"] > 0  # ZeroMQ's queue really was full during the cut
+    assert sent["resent"] > 0  # what was in flight went again; the far end dropped repeats
+    assert "silent" in err  # the cut was noticed and reported
+
+
 @pytest.mark.timeout(120)
 def test_large_records_cross_zero_copy_under_back_pressure():
     # 2 MiB rings, records up to 1 MiB (most above the zero-copy threshold): both rings
     # fill up, the producer waits for acks, and the consumer stops for longer than a
     # resend period while the receiving ring is full.
     sizes = [(100, ZERO_COPY_MIN, 300_000, 1 << 20)[seq % 4] + seq for seq in range(400)]
+    endpoint = _loopback_endpoint()
     seen, sent, received, _ = _run(
-        "tcp://127.0.0.1:47312",
-        "tcp://127.0.0.1:47312",
+        endpoint,
+        endpoint,
         len(sizes),
         pace=0,
         sizes=sizes,
@@ -306,3 +376,43 @@ def test_any_record_sizes_cross_once_in_order_intact(sizes, target_capacity, pau
     _check(seen, len(sizes))
     assert sender.sent == len(sizes) and sender.acked == len(sizes)  # + EOF at seq len
     assert receiver.received == len(sizes) + 1 and receiver.duplicates == 0
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("parts", "message"),
+    [
+        ([b"D", msgpack.packb({"seq": 0, "kind": 0}), b"abc"], "must hold seq, kind, size"),
+        ([b"D", msgpack.packb({"seq": 0, "kind": 0, "size": 3, "ack_bytes": 4})], "no payload"),
+        (
+            [b"D", msgpack.packb({"seq": 0, "kind": 0, "size": 5, "ack_bytes": 4}), b"abc"],
+            "header said 5 bytes but its payload has 3",
+        ),
+    ],
+)
+def test_a_receiver_refuses_messages_of_another_link_version(parts, message):
+    # the receiver reserves ring space from the header's size, so a sender that speaks
+    # another version must fail clearly, not with a KeyError or a truncated record
+    ring = Ring.create(1 << 20)
+    context = zmq.Context()
+    receiver = LinkReceiver(
+        Ring.attach(ring.name, "producer"),
+        "tcp://127.0.0.1:*",
+        context=context,
+        keep_freed_memory=False,
+    )
+    sender = context.socket(zmq.DEALER)
+    try:
+        sender.connect(receiver.endpoint)
+        sender.send_multipart(parts)
+        with pytest.raises(ValueError, match=message):
+            for _ in range(250):
+                receiver.step(0.02)
+        assert receiver.received == 0
+    finally:
+        sender.close(0)
+        receiver.close()
+        receiver.ring.close()
+        context.term()
+        ring.close()
+        ring.unlink()
