@@ -36,5 +36,7 @@ setup(
     packages=find_namespace_packages(where=HERE, include=["fbp", "fbp.*", "fbp_core"])
     + component_packages(),
     package_dir={"fbp_components": "components"},
-    ext_modules=cythonize(extensions, language_level=3, compiler_directives={"embedsignature": True}),
+    ext_modules=cythonize(
+        extensions, language_level=3, compiler_directives={"embedsignature": True}
+    ),
 )

@@ -1,1 +1,4 @@
-"""Built-in component libraries of fbp, installed as `fbp_components` (one subpackage per library)."""
+"""Built-in component libraries of fbp, installed as `fbp_components`.
+
+One subpackage per library.
+"""

@@ -29,7 +29,7 @@ def module_gap_mask(
         ValueError: the shape is not a whole number of modules and gaps.
     """
     mask = np.zeros(shape, bool)
-    for axis, (size, module, spacing) in enumerate(zip(shape, module_shape, gap)):
+    for axis, (size, module, spacing) in enumerate(zip(shape, module_shape, gap, strict=False)):
         period = module + spacing
         if (size + spacing) % period:
             raise ValueError(

@@ -33,6 +33,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
 # scipy.special only: scipy.stats costs 0.7 s of import in every worker process.
 from scipy import special
 

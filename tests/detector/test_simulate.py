@@ -104,7 +104,7 @@ def test_hit_rate_and_spot_truth():
         "eiger2-500k", seed=5, hit_rate=0.0, spots_per_hit=30, min_spots=10
     ).frame(seq)
     signal = image.astype(np.int64) - background.astype(np.int64)
-    for x, y, photons in zip(truth.x, truth.y, truth.photons):
+    for x, y, photons in zip(truth.x, truth.y, truth.photons, strict=False):
         row, col = int(round(y)), int(round(x))
         stamp = signal[row - 4 : row + 5, col - 4 : col + 5].clip(min=0)
         rows, cols = np.mgrid[row - 4 : row + 5, col - 4 : col + 5]

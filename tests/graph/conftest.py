@@ -176,4 +176,4 @@ def reference(tmp_path_factory):
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    return dict(zip(keys, json.loads(result.stdout)))
+    return dict(zip(keys, json.loads(result.stdout), strict=False))

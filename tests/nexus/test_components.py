@@ -37,7 +37,7 @@ def test_write_nxmx_makes_one_valid_file_per_series(tmp_path, check_nexus):
     assert result.errors == 0
     files = result.values("FILES")
     assert files == [template.format(series=0), template.format(series=1)]
-    for path, expected in zip(files, (frames[:3], frames[3:])):
+    for path, expected in zip(files, (frames[:3], frames[3:]), strict=False):
         check_nexus(path, application="NXmx")
         with h5py.File(path, "r") as f:
             np.testing.assert_array_equal(f["/entry/data/data"][:], np.stack(expected))

@@ -31,7 +31,8 @@ SOURCE_LIBRARY = textwrap.dedent(
             expected = np.full((400, 400), 1.0)
             if seq % 3 == 0:
                 for cx, cy in rng.uniform(20, 380, (30, 2)):
-                    expected += 300 * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * 0.8**2)) / (2 * np.pi * 0.64)
+                    spot = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * 0.8**2))
+                    expected += 300 * spot / (2 * np.pi * 0.64)
             ports.OUT.send(rng.poisson(expected).astype(np.uint16), seq=seq,
                            meta={"is_hit": seq % 3 == 0})
             yield None

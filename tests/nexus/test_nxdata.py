@@ -47,7 +47,14 @@ def test_results_and_ledger_round_trip(tmp_path, check_nexus):
         assert np.isnan(meta["late_key"][:5]).all() and meta["late_key"][5] == 2.5
         assert "label" not in meta
         ledger = f["/entry/loss_ledger"]
-        rows = list(zip(ledger["where"].asstr()[:], ledger["kind"].asstr()[:], ledger["count"][:]))
+        rows = list(
+            zip(
+                ledger["where"].asstr()[:],
+                ledger["kind"].asstr()[:],
+                ledger["count"][:],
+                strict=False,
+            )
+        )
         assert rows == [("Find", "failed", 2), ("Find.IN", "dropped", 3)]
         assert list(ledger["seq"][:]) == [17, 19] and ledger["total"][()] == 5
         assert f["/entry"].attrs["default"] == "hits"

@@ -63,9 +63,9 @@ def test_send_and_recv_keep_bytes_kind_and_order(make_ring):
     producer, consumer = pair(make_ring())
     payloads = [b"", b"a", b"hello world", bytes(range(256)) * 10]
     kinds = [RecordKind.OPEN, RecordKind.DATA, RecordKind.CONTROL, RecordKind.CLOSE]
-    for payload, kind in zip(payloads, kinds):
+    for payload, kind in zip(payloads, kinds, strict=False):
         producer.send(payload, kind=kind)
-    for payload, kind in zip(payloads, kinds):
+    for payload, kind in zip(payloads, kinds, strict=False):
         rec = consumer.recv(timeout=1)
         assert isinstance(rec, Record)
         assert bytes(rec) == payload and len(rec) == len(payload)

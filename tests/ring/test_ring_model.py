@@ -199,7 +199,7 @@ class RingMachine(RuleBasedStateMachine):
             return
         records = self.consumer.recv_many(count, timeout=0)
         assert [bytes(r) for r in records] == [e.payload for e in expected]
-        for rec, entry in zip(records, expected):
+        for rec, entry in zip(records, expected, strict=False):
             self.held.append((rec, entry))
 
     @precondition(lambda self: self.held)

@@ -58,7 +58,9 @@ class FrameMaker:
                 y = rng.uniform(margin, rows - margin)
                 if GAP_ROWS.start - 4 < y < GAP_ROWS.stop + 4:
                     continue
-                if any(math.hypot(x - a, y - b) < min_separation for a, b in zip(xs, ys)):
+                if any(
+                    math.hypot(x - a, y - b) < min_separation for a, b in zip(xs, ys, strict=False)
+                ):
                     continue
                 xs.append(x)
                 ys.append(y)
@@ -66,7 +68,7 @@ class FrameMaker:
         total = np.exp(rng.uniform(math.log(photons[0]), math.log(photons[1]), len(xs)))
         snr = np.empty(len(xs))
         half = math.ceil(4 * self.sigma) + 1
-        for i, (x, y, s) in enumerate(zip(xs, ys, total)):
+        for i, (x, y, s) in enumerate(zip(xs, ys, total, strict=False)):
             c0, r0 = round(x) - half, round(y) - half
             edges_c = np.arange(c0, c0 + 2 * half + 2) - 0.5
             edges_r = np.arange(r0, r0 + 2 * half + 2) - 0.5

@@ -28,7 +28,8 @@ def recall_by_snr(maker, finder, seeds, background_label, match_spots):
     for low, high in SNR_BINS:
         selected = (snr >= low) & (snr < high)
         print(
-            f"  SNR {low:>3}-{high:<4}: {selected.sum():4d} spots, recall {found[selected].mean():.3f}"
+            f"  SNR {low:>3}-{high:<4}: {selected.sum():4d} spots, "
+            f"recall {found[selected].mean():.3f}"
         )
     return snr, found, errors
 
