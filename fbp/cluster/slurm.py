@@ -46,6 +46,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fbp.errors import FBPError
@@ -250,11 +251,11 @@ def submit(
     *,
     nodes: int | None = None,
     place: dict[str, int] | None = None,
-    run_options: list[str] = (),
-    paths: list[str] = (),
-    sets: list[str] = (),
+    run_options: Sequence[str] = (),
+    paths: Sequence[str] = (),
+    sets: Sequence[str] = (),
     keys: str | None = None,
-    sbatch_options: list[str] = (),
+    sbatch_options: Sequence[str] = (),
     base: str = DEFAULT_BASE,
     agent_timeout: float = 120.0,
     log=print,
