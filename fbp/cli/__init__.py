@@ -48,26 +48,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fbp {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _subcommand_modules():
+        passes_on = getattr(module, "ACCEPTS_UNKNOWN", False)
         p = sub.add_parser(
             module.COMMAND,
             help=module.HELP,
             description=getattr(module, "DESCRIPTION", module.HELP),
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            # an option passed on must not be taken for one of ours it abbreviates
+            # (sbatch's --time is not `--timeout`)
+            allow_abbrev=not passes_on,
         )
         module.add_arguments(p)
-        p.set_defaults(_run=module.run, _accepts_unknown=getattr(module, "ACCEPTS_UNKNOWN", False))
+        p.set_defaults(_run=module.run, _accepts_unknown=passes_on)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `fbp` console script; returns the process exit status."""
     parser = build_parser()
-    # a command that passes options on to another program (`fbp slurm submit` to sbatch)
-    # sets ACCEPTS_UNKNOWN; for every other command an unknown option is an error
+    # A command that passes options on to another program (`fbp slurm submit` to sbatch)
+    # sets ACCEPTS_UNKNOWN: options it does not declare, and everything after `--` (also
+    # names it does declare), are passed on. For every other command they are errors.
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passed: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        head, _ = parser.parse_known_args(argv[:cut])
+        if getattr(head, "_accepts_unknown", False):
+            argv, passed = argv[:cut], argv[cut + 1 :]
     args, unknown = parser.parse_known_args(argv)
     if unknown and not getattr(args, "_accepts_unknown", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    args.unknown = unknown
+    args.unknown = unknown + passed
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2

@@ -22,8 +22,9 @@ nodes as the names need.
 
 Any option fbp does not know is passed to sbatch as it is (write them as --opt=value,
 after FILE): --partition=..., --time=..., --cpus-per-task=N (N CPUs on every node, for the
-processes there), --exclusive, --account=... The job drains like Ctrl-C 60 s before its
-time limit, and on `fbp slurm cancel`.
+processes there), --exclusive, --account=... Everything after `--` goes to sbatch too, also
+names fbp uses itself (e.g. `-- --quiet -q normal` for sbatch's --quiet and --qos). The job
+drains like Ctrl-C 60 s before its time limit, and on `fbp slurm cancel`.
 
 Slurm's accounting (sacct) is not needed: `status` asks squeue while the controller knows
 the job and reads the job folder's result.json afterwards.
@@ -32,8 +33,9 @@ actions:
   submit FILE     check, write the job folder, sbatch it; prints the job id and placement
   status [JOB]    state, nodes, placement and the last lines of output (JOB: an id or a
                   job folder; without: every job under --dir)
-  cancel JOB      drain and stop a running job (sources stop, files close), then end it;
-                  --force ends it at once; a pending job is simply removed
+  cancel JOB      drain and stop a running job (sources stop, files close), then end it
+                  (after --drain-timeout); --force ends it at once; a pending job is
+                  simply removed
   job FOLDER      what the batch script runs inside the allocation (not for typing)
 
 exit status: submit 0 once sbatch accepted the job; status 0 (1 for an unknown job);
@@ -41,6 +43,7 @@ cancel 0 when the job has ended.
 
 examples:
   fbp slurm submit graphs/two_hosts.fbp --partition=beamline --time=02:00:00
+  fbp slurm submit graphs/two_hosts.fbp --dry-run     # the script and placement only
   fbp slurm submit split.fbp --nodes 3 --place store=1 --cpus-per-task=16 --set Sim.FRAMES=0
   fbp slurm status 4242
   fbp slurm cancel 4242
@@ -88,10 +91,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_run_options(parser, keys_help="use this CurveZMQ key folder instead of a new one per job")
     parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="submit: check and write the job folder, print the batch script, submit nothing",
+    )
+    parser.add_argument(
         "--force", action="store_true", help="cancel: end the job at once, without draining"
     )
     parser.add_argument(
-        "--wait",
+        "--drain-timeout",
         type=float,
         default=60.0,
         metavar="S",
@@ -121,7 +129,7 @@ def run(args) -> int:
         return 2
     folders = slurm.find_jobs(args.targets, args.dir)
     if args.action == "cancel":
-        state = slurm.cancel(folders[0], force=args.force, timeout=args.wait)
+        state = slurm.cancel(folders[0], force=args.force, timeout=args.drain_timeout)
         return 1 if state.active else 0
     if not folders:
         print(f"fbp slurm: no jobs under {args.dir}/ (submit one with `fbp slurm submit FILE`)")
@@ -152,6 +160,7 @@ def _submit(args, sbatch_options: list[str]) -> int:
             sbatch_options=sbatch_options,
             base=args.dir,
             agent_timeout=args.agent_timeout,
+            dry_run=args.dry_run,
         )
     except ExceptionGroup as group:
         for problem in group.exceptions:

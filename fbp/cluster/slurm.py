@@ -258,6 +258,7 @@ def submit(
     sbatch_options: Sequence[str] = (),
     base: str = DEFAULT_BASE,
     agent_timeout: float = 120.0,
+    dry_run: bool = False,
     log=print,
 ) -> JobFolder:
     """Check a graph, write its job folder, submit it; returns the folder.
@@ -273,6 +274,7 @@ def submit(
         sbatch_options: passed to sbatch as given (partition, time, CPUs, ...).
         base: where job folders are made.
         agent_timeout: seconds the job waits for its agents to start.
+        dry_run: write the folder and show the script and placement, submit nothing.
         log: callable(str) for the report.
 
     Raises:
@@ -324,6 +326,14 @@ def submit(
         script = folder.path / "job.sh"
         script.write_text(job_script(folder, spec))
         command = ["sbatch", "--parsable", *sbatch_options, str(script)]
+        if dry_run:
+            log(f"fbp slurm: not submitted (--dry-run): {graph_file} on {nodes} node(s)")
+            for line in describe_plan(spec):
+                log(f"  {line}")
+            log(f"  folder {_shown(folder.path)}; its batch script, {_shown(script)}:")
+            log("".join(f"    {line}\n" for line in script.read_text().splitlines()).rstrip())
+            log(f"  submit it as it is with: {shlex.join(command[:1] + command[2:])}")
+            return folder
         job = slurm_command(*command).strip().split(";")[0]
     except BaseException:
         shutil.rmtree(folder.path, ignore_errors=True)

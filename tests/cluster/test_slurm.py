@@ -319,7 +319,7 @@ def test_status_follows_a_running_job_and_cancel_drains_it(slurm, tmp_path):
     assert "Work" in top.stdout and "gpu" in top.stdout
 
     started = time.monotonic()
-    cancelled = fbp(slurm, tmp_path, "slurm", "cancel", job, "--wait", "60")
+    cancelled = fbp(slurm, tmp_path, "slurm", "cancel", job, "--drain-timeout", "60")
     assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
     assert f"job {job} asked to drain and stop" in cancelled.stdout
     assert "cancelled outright" not in cancelled.stdout  # it drained in time
@@ -419,6 +419,26 @@ def test_a_graph_error_is_reported_at_its_line_before_submitting(tmp_path):
     assert "bad.fbp:2:" in result.stderr and "core/Nope" in result.stderr
     assert "nothing was submitted" in result.stderr
     assert not (tmp_path / "fbp-slurm").exists()
+
+
+def test_a_dry_run_shows_the_script_and_placement_and_submits_nothing(tmp_path):
+    result = fbp(None, tmp_path, "slurm", "submit", _graph(tmp_path), "--path", LIB,
+                 "--dry-run", "--time=10", "--", "-q", "debug")  # fmt: skip
+    assert result.returncode == 0, result.stderr  # no sbatch on PATH: nothing was asked
+    assert "not submitted (--dry-run): " in result.stdout
+    assert "node 2 (agent): gpu: Work" in result.stdout
+    folder = job_folder(tmp_path)
+    script = (folder / "job.sh").read_text()
+    assert "    #SBATCH --nodes=2\n" in result.stdout  # the script is shown
+    assert "#SBATCH --nodes=2" in script and "#SBATCH --ntasks-per-node=1" in script
+    assert f"exec {sys.executable} -m fbp slurm job {folder}" in script
+    # sbatch's --time is not taken for fbp's --timeout (argparse would abbreviate)
+    assert (
+        f"submit it as it is with: sbatch --time=10 -q debug {folder / 'job.sh'}" in result.stdout
+    )
+    assert "--timeout" not in json.loads((folder / "spec.json").read_text())["run"]
+    assert not (folder / "submitted.json").exists()
+    assert oct((folder / "keys").stat().st_mode & 0o777) == "0o700"
 
 
 def test_place_shares_nodes_and_rejects_unknown_names(tmp_path):
