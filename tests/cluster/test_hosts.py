@@ -8,6 +8,7 @@ frames; check/Verify reports how many arrived, how many distinct, how many corru
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -350,62 +351,11 @@ def test_show_draws_one_coloured_box_per_host_and_bold_links(tmp_path, run_fbp):
         assert svg.returncode == 0 and "host b" in svg.stdout, svg.stderr
 
 
-@pytest.mark.timeout(120)
-def test_the_dashboard_shows_and_previews_processes_on_other_hosts(tmp_path, agents):
-    import json
+@contextlib.contextmanager
+def _observed_run(tmp_path, b, c):
+    """The three-host pipeline with its dashboard; yields get(path) -> bytes of its API."""
     import urllib.request
 
-    b, c = agents(), agents()
-    graph = _graph(tmp_path, count=100000, rate=100.0)
-    run = subprocess.Popen(
-        [FBP_EXE, "run", graph, "--hosts", _hosts(b, c), "--path", LIB, "--no-status", "--ui"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = ""
-        while "dashboard at" not in line:
-            line = run.stderr.readline()
-            assert line, "the run ended before serving its dashboard"
-        url = line.split("dashboard at ")[1].strip()
-        base, token = url.split("/?token=")
-
-        def get(path: str):
-            request = urllib.request.Request(
-                base + path, headers={"Authorization": f"Bearer {token}"}
-            )
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return json.loads(response.read())
-
-        def remote_running():
-            processes = {p["name"]: p for p in get("/api/snapshot")["processes"]}
-            check = processes.get("Check", {})
-            return check.get("host") == "c" and check.get("packets_in", 0) > 0
-
-        assert wait_for(remote_running, 20), get("/api/snapshot")
-        # connection 4 is Work -> Check: produced on host b, watched from here
-        preview = {}
-
-        def previewed():
-            preview.update(get("/api/preview?connection=4"))
-            return preview.get("kind") not in (None, "waiting")
-
-        assert wait_for(previewed, 20), preview
-        assert preview["host"] == "b"
-    finally:
-        run.send_signal(signal.SIGINT)
-        run.communicate(timeout=60)
-
-
-@pytest.mark.timeout(120)
-def test_rings_on_other_hosts_report_their_latency_and_host(tmp_path, agents):
-    import json
-    import urllib.request
-
-    from prometheus_client.parser import text_string_to_metric_families
-
-    b, c = agents(), agents()
     graph = _graph(tmp_path, count=100000, rate=100.0)
     run = subprocess.Popen(
         [FBP_EXE, "run", graph, "--hosts", _hosts(b, c), "--path", LIB, "--no-status", "--ui"],
@@ -426,6 +376,44 @@ def test_rings_on_other_hosts_report_their_latency_and_host(tmp_path, agents):
             )
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.read()
+
+        yield get
+    finally:
+        run.send_signal(signal.SIGINT)
+        run.communicate(timeout=60)
+
+
+@pytest.mark.timeout(120)
+def test_the_dashboard_shows_and_previews_processes_on_other_hosts(tmp_path, agents):
+    b, c = agents(), agents()
+    with _observed_run(tmp_path, b, c) as fetch:
+
+        def get(path: str):
+            return json.loads(fetch(path))
+
+        def remote_running():
+            processes = {p["name"]: p for p in get("/api/snapshot")["processes"]}
+            check = processes.get("Check", {})
+            return check.get("host") == "c" and check.get("packets_in", 0) > 0
+
+        assert wait_for(remote_running, 20), get("/api/snapshot")
+        # connection 4 is Work -> Check: produced on host b, watched from here
+        preview = {}
+
+        def previewed():
+            preview.update(get("/api/preview?connection=4"))
+            return preview.get("kind") not in (None, "waiting")
+
+        assert wait_for(previewed, 20), preview
+        assert preview["host"] == "b"
+
+
+@pytest.mark.timeout(120)
+def test_rings_on_other_hosts_report_their_latency_and_host(tmp_path, agents):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    b, c = agents(), agents()
+    with _observed_run(tmp_path, b, c) as get:
 
         def measured_everywhere():
             rows = json.loads(get("/api/snapshot"))["connections"]
@@ -450,6 +438,3 @@ def test_rings_on_other_hosts_report_their_latency_and_host(tmp_path, agents):
         # a ring taken from by a bridge sender is on the sending host, and says so
         to_b = [s for s in counts if s.labels["connection"].endswith("(to b)")]
         assert to_b and all(s.labels["node"] == "local" for s in to_b)
-    finally:
-        run.send_signal(signal.SIGINT)
-        run.communicate(timeout=60)
