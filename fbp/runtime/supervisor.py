@@ -818,10 +818,10 @@ class Supervisor:
             return  # last_heard is enough
         elif kind == "state":
             status.state = message["state"]
-            if not instance.started and self.stopping and instance.is_source:
-                instance.started = True
-                self._ask_to_stop(instance)  # the stop it missed while starting
+            missed_stop = not instance.started and self.stopping and instance.is_source
             instance.started = True
+            if missed_stop:
+                self._ask_to_stop(instance)  # the stop it missed while starting
             self._mark_ready(instance.name)
         elif kind == "undelivered":
             # sent after the connection's consumer was gone for good (a lost host's link)
@@ -862,7 +862,8 @@ class Supervisor:
             status.state = "finished"
             self.log(f"fbp: {instance.name} finished")
             return
-        if self.link_ended_on_purpose(instance):
+        goes_on = self.link_ended_on_purpose(instance)
+        if goes_on:
             # the run goes on without the far host: the host's loss is the failure, once
             status.state = "lost"
             reason = f"ended: {instance.link_ended}"
@@ -884,7 +885,7 @@ class Supervisor:
             waiting = stats["packets"] - stats["packets_released"]
             self.ledger.add(label, "lost", f"{instance.name} {reason}", waiting)
         self._close_for(instance)
-        if not self.link_ended_on_purpose(instance):
+        if not goes_on:
             self.stop_after_failure("a process failed")
 
     def link_ended_on_purpose(self, instance: Instance) -> bool:
