@@ -166,17 +166,19 @@ def test_a_running_network_serves_latency_in_its_snapshot_and_metrics(network):
         "Seq(core/Sequence) OUT -> IN Thr(core/Throttle:capacity=64KiB) OUT -> IN Drop(core/Drop)\n"
         "'200' -> RATE Thr\n"
     )
+    # The first packets pass before the queue forms (seen on a loaded machine: 0.26 ms),
+    # so the recent window is read until it holds queued ones.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         snapshot = json.loads(get(running.entry, "/api/snapshot"))
         rows = {c["label"]: c for c in snapshot["connections"]}
         if len(rows) == 2 and all(row["latency_p50"] for row in rows.values()):
-            break
+            queued, fast = rows["Seq.OUT -> Thr.IN"], rows["Thr.OUT -> Drop.IN"]
+            if queued["latency_p50"] > 20 * fast["latency_p50"]:
+                break
         time.sleep(0.3)
     else:
-        pytest.fail(f"no recent latency on both connections within 30 s: {rows}")
-    queued, fast = rows["Seq.OUT -> Thr.IN"], rows["Thr.OUT -> Drop.IN"]
-    assert queued["latency_p50"] > 20 * fast["latency_p50"], (queued, fast)
+        pytest.fail(f"no queue's latency 20x the sink's within 30 s: {rows}")
     text = get(running.entry, "/metrics").decode()
     counts = {
         sample.labels["connection"]: sample
