@@ -185,6 +185,17 @@ cdef class Record:
         """True once `release()` ran; the buffer is no longer readable."""
         return self.released
 
+    @property
+    def address(self):
+        """Where the record's bytes start in this process's memory, as an int.
+
+        For handing them to a C library without a copy (the bridge gives them to libzmq
+        this way); the address is valid until the record is released and the ring closed.
+        """
+        if self.released:
+            raise ValueError("this record was released; its bytes now belong to the ring")
+        return <size_t>self.data
+
     def release(self):
         """Free the record's ring space now instead of when the last reference goes.
 

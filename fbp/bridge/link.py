@@ -2,7 +2,8 @@
 
 The sending end reads records from a local ring and sends each as a multipart message:
 `[b"D", header, payload]`, the header a msgpack map {seq, kind, size, ack_bytes}, the
-payload a zero-copy frame straight from ring memory (pyzmq `copy=False`). The record
+payload zero-copy straight from ring memory (a libzmq constant message, see
+`_ConstantSend`; pyzmq `copy=False` frames where that is not available). The record
 stays held (its ring slot not freed) until the receiving end acknowledges it, so it can be
 sent again. ZeroMQ queues at most two windows on the sending side (SNDHWM): while the
 link is down, sends beyond that are refused (`refused` counts them; heartbeats too) and
@@ -63,7 +64,7 @@ _EOF = int(RecordKind.EOF)
 # plain ints: pyzmq's enum members cost an enum operation at every use on the hot path
 _EVENTS, _RCVMORE = int(zmq.EVENTS), int(zmq.RCVMORE)
 _POLLIN, _POLLOUT = int(zmq.POLLIN), int(zmq.POLLOUT)
-_NOBLOCK = int(zmq.NOBLOCK)
+_NOBLOCK, _SNDMORE = int(zmq.NOBLOCK), int(zmq.SNDMORE)
 _NOTHING = bytearray()
 
 
@@ -104,6 +105,65 @@ def _keep_freed_memory() -> None:
     mallopt(-1, 128 << 20)  # M_TRIM_THRESHOLD
 
 
+class _ConstantSend:
+    """Send ring memory zero-copy without pyzmq's per-frame garbage-collector round trip.
+
+    A `zmq.Frame(record, copy=False)` makes libzmq call back when it is done with the
+    memory, and pyzmq turns that call into a message to its garbage-collector thread,
+    which then takes the GIL from the link to drop a reference: two wake-ups and a GIL
+    hand-over per record. The link needs none of it: it holds every record until the far
+    end acknowledged it, and a record the far end has is one libzmq finished sending. So
+    the payload goes as a libzmq *constant* message (`zmq_msg_init_data` without a free
+    function), through pyzmq's own libzmq. A resend still queued when its record is
+    acknowledged may read bytes the producer has reused meanwhile; the receiver drops
+    such a duplicate unread, by its seq. What must hold is that the ring stays mapped
+    while libzmq may read it: LinkSender terminates its ZeroMQ context before it lets go
+    of the ring.
+
+    `available()` is False where pyzmq's libzmq cannot be reached with ctypes; the link
+    then sends `zmq.Frame`s.
+    """
+
+    def __init__(self) -> None:
+        from zmq.backend.cython import _zmq
+
+        library = ctypes.CDLL(_zmq.__file__, use_errno=True)
+        self._init = library.zmq_msg_init_data
+        self._init.argtypes = [ctypes.c_void_p] * 5
+        self._init.restype = ctypes.c_int
+        self._send = library.zmq_msg_send
+        self._send.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+        self._send.restype = ctypes.c_int
+        self._close = library.zmq_msg_close
+        self._close.argtypes = [ctypes.c_void_p]
+        self._close.restype = ctypes.c_int
+        self._message = (ctypes.c_void_p * 8)()  # a zmq_msg_t: 64 bytes, pointer-aligned
+        self._pointer = ctypes.addressof(self._message)
+
+    @staticmethod
+    def available() -> bool:
+        try:
+            _ConstantSend()
+        except (ImportError, OSError, AttributeError):
+            return False
+        return True
+
+    def __call__(self, socket: zmq.Socket, address: int, size: int, flags: int) -> bool:
+        """Queue `size` bytes at `address` as the next part; False if ZeroMQ refused (EAGAIN)."""
+        if self._init(self._pointer, address, size, None, None) != 0:
+            raise zmq.ZMQError(ctypes.get_errno())
+        if self._send(self._pointer, socket.underlying, flags) >= 0:
+            return True
+        errno = ctypes.get_errno()
+        self._close(self._pointer)
+        if errno == zmq.EAGAIN:
+            return False
+        raise zmq.ZMQError(errno)
+
+
+_CONSTANT_SEND = _ConstantSend.available()
+
+
 class LinkSender:
     """Read a ring, send every record across, keep each until it is acknowledged.
 
@@ -118,7 +178,12 @@ class LinkSender:
 
     def __init__(self, ring, endpoint, context=None, peer_timeout=5.0, keys=None, report=None):
         self.ring = ring
-        self.socket = _socket(context or zmq.Context.instance(), zmq.DEALER, keys)
+        # Its own context, terminated in close() before the ring can be unmapped: libzmq
+        # may still be reading records it was given as constant messages (_ConstantSend).
+        self.context = context or zmq.Context()
+        self._owns_context = context is None
+        self._constant = _ConstantSend() if _CONSTANT_SEND else None
+        self.socket = _socket(self.context, zmq.DEALER, keys)
         self.socket.connect(endpoint)
         self.peer_timeout = peer_timeout
         self.report = report or (lambda text: None)
@@ -200,7 +265,13 @@ class LinkSender:
             wait = 0.0
             size = len(record)
             # zero-copy: ZeroMQ sends from the ring slot; the record stays held until acked
-            payload = zmq.Frame(record, copy=False) if size >= ZERO_COPY_MIN else bytes(record)
+            payload: object
+            if size < ZERO_COPY_MIN:
+                payload = bytes(record)
+            elif self._constant is not None:
+                payload = (record.address, size)
+            else:
+                payload = zmq.Frame(record, copy=False)
             header = self._header(self.next_seq, int(record.kind), size)
             in_flight.append((self.next_seq, header, payload, record))
             self._send(header, payload)
@@ -213,12 +284,18 @@ class LinkSender:
         return self._pack({"seq": seq, "kind": kind, "size": size, "ack_bytes": self.ack_bytes})
 
     def _send(self, header: bytes, payload) -> bool:
+        socket = self.socket
         try:
-            self.socket.send_multipart([b"D", header, payload], _NOBLOCK, copy=False)
+            if type(payload) is not tuple:
+                socket.send_multipart([b"D", header, payload], _NOBLOCK, copy=False)
+                return True
+            # ZeroMQ takes the rest of a message once it took its first part
+            socket.send(b"D", _NOBLOCK | _SNDMORE)
         except zmq.Again:
             self.refused += 1
             return False  # the next resend brings it
-        return True
+        socket.send(header, _NOBLOCK | _SNDMORE)
+        return self._constant(socket, payload[0], payload[1], _NOBLOCK)
 
     def _resend(self) -> None:
         for _seq, header, payload, _record in self.in_flight:
@@ -256,12 +333,21 @@ class LinkSender:
                     record.release()  # the ring slot is free now
 
     def close(self) -> None:
-        """Let go of the socket and of every record still held."""
+        """Let go of the socket, then of every record still held.
+
+        In that order: a record freed while libzmq still sends it could reach the far end
+        with bytes the producer wrote over it.
+        """
+        self.socket.close(0)
+        if self._owns_context:
+            self.context.term()  # libzmq is done with the ring's memory once this returns
         for _seq, _header, _payload, record in self.in_flight:
             if record is not None:
-                record.release()
+                try:
+                    record.release()
+                except BufferError:
+                    pass  # a zmq.Frame still exports it: freed when pyzmq drops the frame
         self.in_flight.clear()
-        self.socket.close(0)
 
 
 class LinkReceiver:

@@ -83,10 +83,10 @@ def _receive(spec, context, keys, control, stop, heartbeat, report) -> dict:
 
 def _send(spec, context, keys, control, stop, heartbeat, report) -> dict:
     ring = Ring.attach(spec["ring"], "consumer")
+    # the link owns its ZeroMQ context: it ends it before the ring's memory can go
     link = LinkSender(
         ring,
         spec["endpoint"],
-        context=context,
         peer_timeout=spec.get("peer_timeout", 5.0),
         keys=keys.client() if keys else None,
         report=report,

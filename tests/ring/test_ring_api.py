@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 import threading
@@ -100,6 +101,19 @@ def test_received_record_is_a_read_only_zero_copy_view(make_ring):
     again = np.frombuffer(rec, dtype=np.uint32)
     assert again.__array_interface__["data"][0] == array.__array_interface__["data"][0]
     assert array.sum() == sum(range(100))
+
+
+def test_record_address_is_where_its_bytes_are_until_released(make_ring):
+    producer, consumer = pair(make_ring())
+    producer.send(b"abcdef")
+    rec = consumer.recv()
+    view = np.frombuffer(rec, dtype=np.uint8)
+    assert rec.address == view.__array_interface__["data"][0]
+    assert ctypes.string_at(rec.address, len(rec)) == b"abcdef"
+    del view
+    rec.release()
+    with pytest.raises(ValueError, match="released"):
+        _ = rec.address
 
 
 def test_reserve_writes_in_place_and_commits_on_exit(make_ring):
