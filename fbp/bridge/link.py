@@ -24,7 +24,8 @@ ZeroMQ). So:
   RESEND_AFTER seconds without progress), and the receiver drops what it already wrote
   (without copying it).
 - heartbeats (`[b"H"]`) go both ways every HEARTBEAT seconds; a peer silent for
-  `peer_timeout` seconds is reported (`peer_lost`), and the link goes on trying.
+  `peer_timeout` seconds is reported (`peer_lost`), and the link goes on trying (the
+  receiving end counts silence only while it reads, not while its ring is full).
 
 Acknowledgements are cumulative, so the receiver sends one per ACK_EVERY records or
 `ack_bytes` payload bytes written, and one as soon as nothing more is arriving
@@ -432,7 +433,11 @@ class LinkReceiver:
         if self.peer is not None and (self.unacked or blocked or now - self.last_beat >= HEARTBEAT):
             self._ack()
             self.last_beat = now
-        if not self.peer_lost and now - self.last_heard > self.peer_timeout:
+        if blocked:
+            # nothing is read while the next record waits for ring space, heartbeats
+            # neither: silence counts only while we listen
+            self.last_heard = now
+        elif not self.peer_lost and now - self.last_heard > self.peer_timeout:
             self.peer_lost = True
             self.report(f"link from the sending end silent for {self.peer_timeout:g} s")
 

@@ -287,9 +287,11 @@ def test_large_records_cross_zero_copy_under_back_pressure():
     assert sent["resent"] == 0 and received["duplicates"] == 0
 
 
-def _link_in_process(sizes, capacities, pause_at=None, pause=0.0):
+def _link_in_process(sizes, capacities, pause_at=None, pause=0.0, peer_timeout=5.0, reports=None):
     """Producer -> ring -> LinkSender -> loopback TCP -> LinkReceiver -> ring -> consumer,
-    each in a thread of this process; returns what the consumer saw and the two links."""
+    each in a thread of this process; returns what the consumer saw and the two links.
+    Link events go to `reports` as (end, text)."""
+    events = [] if reports is None else reports
     source, target = Ring.create(capacities[0]), Ring.create(capacities[1])
     seen: list = []
     links: dict = {}
@@ -298,7 +300,11 @@ def _link_in_process(sizes, capacities, pause_at=None, pause=0.0):
 
     def receive() -> None:
         link = LinkReceiver(
-            Ring.attach(target.name, "producer"), "tcp://127.0.0.1:*", keep_freed_memory=False
+            Ring.attach(target.name, "producer"),
+            "tcp://127.0.0.1:*",
+            peer_timeout=peer_timeout,
+            report=lambda text: events.append(("receiver", text)),
+            keep_freed_memory=False,
         )
         links["receiver"] = link
         bound.set()
@@ -316,7 +322,12 @@ def _link_in_process(sizes, capacities, pause_at=None, pause=0.0):
 
     def send() -> None:
         bound.wait(10)
-        link = LinkSender(Ring.attach(source.name, "consumer"), links["receiver"].endpoint)
+        link = LinkSender(
+            Ring.attach(source.name, "consumer"),
+            links["receiver"].endpoint,
+            peer_timeout=peer_timeout,
+            report=lambda text: events.append(("sender", text)),
+        )
         links["sender"] = link
         try:
             deadline = time.monotonic() + 60
@@ -433,3 +444,17 @@ def test_both_zero_copy_sends_deliver_every_record_intact(constant, monkeypatch)
     _check(seen, len(sizes))
     assert (sender._constant is not None) is constant
     assert sender.sent == len(sizes) and receiver.duplicates == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_receiver_waiting_for_its_ring_does_not_call_the_sender_silent():
+    # The consumer stops for 3 peer timeouts with both rings full: the receiver reads
+    # nothing meanwhile (back-pressure), so it hears no heartbeat, but the sender is alive.
+    reports: list = []
+    sizes = [200_000 + seq for seq in range(60)]
+    seen, sender, receiver = _link_in_process(
+        sizes, (1 << 20, 1 << 20), pause_at=10, pause=3.0, peer_timeout=1.0, reports=reports
+    )
+    _check(seen, len(sizes))
+    assert reports == []
+    assert sender.resent == 0 and receiver.duplicates == 0
