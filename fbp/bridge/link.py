@@ -171,7 +171,8 @@ class LinkSender:
     Args:
         ring: consumer handle of the local ring.
         endpoint: the receiving end's address, e.g. "tcp://10.200.0.2:7100".
-        context: ZeroMQ context.
+        context: ZeroMQ context, or None for one of its own (ended in close(); only then
+            are payloads sent as constant messages, see _ConstantSend).
         peer_timeout: seconds of silence after which `peer_lost` is set and reported.
         keys: socket options for CurveZMQ (zmq.CURVE_SERVERKEY, ...), or None.
         report: callable(str) for link events (peer lost / back).
@@ -183,7 +184,8 @@ class LinkSender:
         # may still be reading records it was given as constant messages (_ConstantSend).
         self.context = context or zmq.Context()
         self._owns_context = context is None
-        self._constant = _ConstantSend() if _CONSTANT_SEND else None
+        # only then: with a caller's context, nothing here can wait for libzmq to finish
+        self._constant = _ConstantSend() if _CONSTANT_SEND and self._owns_context else None
         self.socket = _socket(self.context, zmq.DEALER, keys)
         self.socket.connect(endpoint)
         self.peer_timeout = peer_timeout
